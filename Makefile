@@ -1,0 +1,39 @@
+# The two commands: `make demo` and `make test`. Each sets up .venv on a fresh machine first.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+EXAMPLE := examples/retail-vision
+PG_READY = pg_isready -q -h 127.0.0.1 -p 5432
+
+.PHONY: demo test lint setup services clean
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $@
+
+setup: $(VENV)/.installed
+
+$(EXAMPLE)/artifacts/.trained: $(VENV)/.installed $(EXAMPLE)/train.py
+	$(PY) $(EXAMPLE)/train.py
+	touch $@
+
+demo: setup $(EXAMPLE)/artifacts/.trained
+	$(VENV)/bin/modelfleet demo
+
+# The store's tests run against the real PostgreSQL; start it if it is down.
+services:
+	@$(PG_READY) || pg_ctlcluster --skip-systemctl-redirect $$(ls /etc/postgresql) main start
+	@for i in 1 2 3 4 5 6 7 8 9 10; do $(PG_READY) && exit 0; sleep 1; done; \
+	  echo "PostgreSQL is not accepting connections on 127.0.0.1:5432" >&2; exit 1
+
+lint: setup
+	$(VENV)/bin/lint-imports
+	$(VENV)/bin/mypy
+
+test: setup services lint
+	$(PY) -m pytest
+
+clean:
+	rm -rf $(VENV) .modelfleet $(EXAMPLE)/artifacts

@@ -1,0 +1,366 @@
+"""The `modelfleet` command line: a thin Typer app over the packages below it.
+
+Errors are turned into exit codes here and only here: 0 success, 1 failure, 2 invalid input.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import sys
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from modelfleet import __version__
+from modelfleet.clock import SystemClock
+from modelfleet.config import load_fleet
+from modelfleet.config.schema import Deployment, Model, ModelVersion, Tenant
+from modelfleet.errors import FleetConfigError, InvalidInput, ModelfleetError
+from modelfleet.registry import (
+    Action,
+    Change,
+    Registered,
+    apply_fleet,
+    create_key,
+    latest,
+    list_keys,
+    load_state,
+    revoke_key,
+)
+from modelfleet.registry.keys import KeyRecord
+from modelfleet.settings import Settings
+from modelfleet.sim.demo import EXAMPLE, run_demo
+from modelfleet.store import Store, current_revision, head_revision, open_store, upgrade
+
+EXIT_OK, EXIT_FAILURE, EXIT_INVALID = 0, 1, 2
+
+app = typer.Typer(
+    name="modelfleet",
+    help="Serve models to many customers without breaking: gateway, rollouts, monitoring, SLAs.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+keys_app = typer.Typer(help="Create, list and revoke tenants' API keys.", no_args_is_help=True)
+db_app = typer.Typer(help="Manage the store's schema.", no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
+app.add_typer(db_app, name="db")
+
+out = Console()
+err = Console(stderr=True)
+clock = SystemClock()
+
+
+class Output(StrEnum):
+    table = "table"
+    json = "json"
+
+
+class Kind(StrEnum):
+    tenants = "tenants"
+    models = "models"
+    versions = "versions"
+    deployments = "deployments"
+
+
+KIND_CLASSES: dict[Kind, type[Tenant] | type[Model] | type[ModelVersion] | type[Deployment]] = {
+    Kind.tenants: Tenant,
+    Kind.models: Model,
+    Kind.versions: ModelVersion,
+    Kind.deployments: Deployment,
+}
+
+OutputOption = Annotated[
+    Output, typer.Option("--output", "-o", help="table for people, json for scripts")
+]
+
+
+def _settings() -> Settings:
+    return Settings.from_env()
+
+
+def _store() -> Store:
+    return open_store(_settings().database_url)
+
+
+def _print_json(value: Any) -> None:
+    sys.stdout.write(json.dumps(value, indent=2, default=str) + "\n")
+
+
+@app.command()
+def version() -> None:
+    """Print modelfleet's version and the store schema it expects."""
+    out.print(f"modelfleet {__version__} (store schema {head_revision()})")
+
+
+@app.command("apply")
+def apply_command(
+    files: Annotated[
+        list[Path], typer.Option("--filename", "-f", help="fleet file(s) to apply", exists=False)
+    ],
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="validate and show the plan; write nothing")
+    ] = False,
+    output: OutputOption = Output.table,
+) -> None:
+    """Validate fleet files and apply all of them in one transaction, or none of them."""
+    settings = _settings()
+    fleet = load_fleet(files)
+    store = open_store(settings.database_url)
+    changes = apply_fleet(store, fleet, actor=settings.actor, now=clock.now(), dry_run=dry_run)
+    if output is Output.json:
+        _print_json(
+            [
+                {"action": c.action, "kind": c.kind, "name": c.name, "changed": c.changed_fields()}
+                for c in changes
+            ]
+        )
+        return
+    _changes_table(changes, dry_run=dry_run)
+
+
+def _changes_table(changes: list[Change], *, dry_run: bool) -> None:
+    table = Table("KIND", "NAME", "ACTION", "CHANGED FIELDS", box=None)
+    style = {Action.CREATED: "green", Action.CHANGED: "yellow", Action.UNCHANGED: "dim"}
+    for c in changes:
+        fields = ", ".join(c.changed_fields()) if c.action is Action.CHANGED else ""
+        table.add_row(c.kind, c.name, f"[{style[c.action]}]{c.action}[/]", fields)
+    out.print(table)
+    counts = {a: sum(1 for c in changes if c.action is a) for a in Action}
+    summary = ", ".join(f"{n} {a}" for a, n in counts.items())
+    out.print(f"{summary}{' (dry run: nothing written)' if dry_run else ''}")
+
+
+@app.command()
+def get(
+    kind: Annotated[Kind, typer.Argument(help="what to list")],
+    name: Annotated[
+        str | None, typer.Argument(help="only this one (for versions: the model)")
+    ] = None,
+    output: OutputOption = Output.table,
+) -> None:
+    """List tenants, models, versions or deployments."""
+    with _store().begin() as conn:
+        state = load_state(conn)
+    found = state.of_kind(KIND_CLASSES[kind])
+    if name is not None:
+        found = [r for r in found if _owner(r) == name]
+        if not found:
+            raise InvalidInput(f"no {kind.value} named {name!r}")
+    if output is Output.json:
+        _print_json([_document(r) for r in found])
+        return
+    out.print(_listing(kind, found, state.of_kind(ModelVersion)))
+
+
+def _owner(r: Registered) -> str:
+    res = r.resource
+    return res.spec.model if isinstance(res, ModelVersion) else res.metadata.name
+
+
+def _document(r: Registered) -> dict[str, Any]:
+    doc = r.resource.model_dump(mode="json", by_alias=True)
+    doc["status"] = {"created_at": r.created_at.isoformat(), "updated_at": r.updated_at.isoformat()}
+    if r.artifact_sha256 is not None:
+        doc["status"]["artifact_sha256"] = r.artifact_sha256
+    return doc
+
+
+def _listing(kind: Kind, found: list[Registered], versions: list[Registered]) -> Table:
+    if kind is Kind.tenants:
+        table = Table("NAME", "DISPLAY NAME", "TIER", "HOME REGION", "CONTACT", box=None)
+        for r in found:
+            assert isinstance(r.resource, Tenant)
+            s = r.resource.spec
+            table.add_row(
+                r.resource.name, s.display_name, s.tier, s.home_region, str(s.contact_email)
+            )
+    elif kind is Kind.models:
+        table = Table("NAME", "INPUTS", "OUTPUT", "VERSIONS", box=None)
+        for r in found:
+            assert isinstance(r.resource, Model)
+            m = r.resource.spec
+            inputs = ", ".join(f"{f.name} {f.dtype}{f.shape or ''}" for f in m.input.features)
+            output = f"{len(m.output.labels)} labels" if m.output.labels else "values"
+            n = sum(1 for v in versions if _owner(v) == r.resource.name)
+            table.add_row(r.resource.name, inputs, output, str(n))
+    elif kind is Kind.versions:
+        table = Table("MODEL", "VERSION", "FORMAT", "SHA256", "REGISTERED", "NOTES", box=None)
+        for r in found:
+            assert isinstance(r.resource, ModelVersion)
+            v = r.resource.spec
+            sha = (r.artifact_sha256 or "")[:12]
+            table.add_row(v.model, r.resource.name, v.format, sha, _when(r.created_at), v.notes)
+    else:
+        table = Table("NAME", "MODEL", "TENANTS", "STABLE VERSION", box=None)
+        for r in found:
+            assert isinstance(r.resource, Deployment)
+            d = r.resource.spec
+            tenants = d.tenants if d.tenants == "all" else ", ".join(d.tenants)
+            table.add_row(r.resource.name, d.model, tenants, d.stable_version)
+    return table
+
+
+def _when(t: Any) -> str:
+    return "" if t is None else t.strftime("%Y-%m-%d %H:%M:%S")
+
+
+@keys_app.command("create")
+def keys_create(tenant: Annotated[str, typer.Argument(help="the tenant the key acts for")]) -> None:
+    """Issue an API key for TENANT. The key is printed once and cannot be shown again."""
+    settings = _settings()
+    with open_store(settings.database_url).begin() as conn:
+        issued = create_key(conn, tenant, actor=settings.actor, now=clock.now())
+    err.print(
+        f"API key for tenant {tenant!r} (prefix {issued.prefix}); store it now, it is shown only once:"
+    )
+    sys.stdout.write(issued.plaintext + "\n")
+
+
+@keys_app.command("list")
+def keys_list(
+    tenant: Annotated[
+        str | None, typer.Option("--tenant", "-t", help="only this tenant's keys")
+    ] = None,
+    output: OutputOption = Output.table,
+) -> None:
+    """List API keys by prefix: tenant, created, last used, revoked."""
+    with _store().begin() as conn:
+        found = list_keys(conn, tenant)
+    if output is Output.json:
+        _print_json([_key_json(k) for k in found])
+        return
+    table = Table("PREFIX", "TENANT", "CREATED", "CREATED BY", "LAST USED", "STATUS", box=None)
+    for k in found:
+        status = "[green]active[/]" if k.active else f"[red]revoked {_when(k.revoked_at)}[/]"
+        table.add_row(
+            k.prefix,
+            k.tenant,
+            _when(k.created_at),
+            k.created_by,
+            _when(k.last_used_at) or "never",
+            status,
+        )
+    out.print(table)
+
+
+def _key_json(k: KeyRecord) -> dict[str, Any]:
+    return {
+        "prefix": k.prefix,
+        "tenant": k.tenant,
+        "created_at": k.created_at.isoformat(),
+        "created_by": k.created_by,
+        "last_used_at": k.last_used_at.isoformat() if k.last_used_at else None,
+        "revoked_at": k.revoked_at.isoformat() if k.revoked_at else None,
+    }
+
+
+@keys_app.command("revoke")
+def keys_revoke(
+    prefix: Annotated[str, typer.Argument(help="the key's prefix, as `keys list` shows it")],
+) -> None:
+    """Revoke an API key: requests with it are refused from then on."""
+    settings = _settings()
+    with open_store(settings.database_url).begin() as conn:
+        record = revoke_key(conn, prefix, actor=settings.actor, now=clock.now())
+    out.print(f"revoked key {record.prefix} of tenant {record.tenant!r}")
+
+
+@app.command()
+def audit(
+    limit: Annotated[int, typer.Option("--limit", "-n", min=1, help="how many changes")] = 20,
+    kind: Annotated[
+        str | None, typer.Option("--kind", help="only this kind, e.g. Tenant or ApiKey")
+    ] = None,
+    name: Annotated[str | None, typer.Option("--name", help="only this resource")] = None,
+    output: OutputOption = Output.table,
+) -> None:
+    """Show the latest changes to the registry: what, by whom, when, old and new values."""
+    with _store().begin() as conn:
+        entries = latest(conn, limit=limit, kind=kind, name=name)
+    if output is Output.json:
+        _print_json([{**e.__dict__, "at": e.at.isoformat()} for e in entries])
+        return
+    table = Table("WHEN", "ACTOR", "ACTION", "KIND", "NAME", "CHANGED", box=None)
+    for e in entries:
+        table.add_row(_when(e.at), e.actor, e.action, e.kind, e.name, ", ".join(e.changed_fields()))
+    out.print(table)
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Migrate the store to the schema this version of modelfleet needs."""
+    store = open_store(_settings().database_url, migrate=False)
+    before = current_revision(store.engine)
+    changed = upgrade(store.engine)
+    after = current_revision(store.engine)
+    what = f"migrated from {before or 'empty'} to {after}" if changed else f"already at {after}"
+    out.print(f"store {store.url}: {what}")
+
+
+@app.command()
+def demo(
+    stay: Annotated[
+        bool, typer.Option("--stay", help="keep running afterwards, for a person to explore")
+    ] = False,
+    example: Annotated[Path, typer.Option(help="the example to run")] = EXAMPLE,
+) -> None:
+    """Show modelfleet at work on the example fleet; prints a summary and exits 0."""
+    settings = _settings()
+    database = settings.home / "demo" / "fleet.db"
+    out.rule("[bold]modelfleet demo: retail-vision")
+    out.print(
+        "A retailer's product-recognition model serves several customers (tenants) of different\n"
+        f"tiers and regions. Applying {example / 'fleet.yaml'} to a fresh store at {database}:\n"
+    )
+    report = run_demo(example, database, actor=settings.actor, now=clock.now())
+    _changes_table(report.first_apply, dry_run=False)
+    out.print("\nApplying the same file again changes nothing:")
+    counts = {a: sum(1 for c in report.second_apply if c.action is a) for a in Action}
+    out.print(", ".join(f"{n} {a}" for a, n in counts.items()))
+    for kind, cls in KIND_CLASSES.items():
+        out.print(f"\n[bold]{kind.value}[/]")
+        out.print(_listing(kind, report.state.of_kind(cls), report.state.of_kind(ModelVersion)))
+    out.print(
+        "\n[bold]API keys[/] (one per tenant; the store keeps only a salted hash and the prefix)"
+    )
+    with report.store.begin() as conn:
+        keys = list_keys(conn)
+        entries = latest(conn, limit=1000)
+    table = Table("PREFIX", "TENANT", box=None)
+    for k in keys:
+        table.add_row(k.prefix, k.tenant)
+    out.print(table)
+    out.rule("summary")
+    out.print(
+        f"{len(report.state.resources)} resources registered, {len(keys)} API keys, "
+        f"{len(entries)} audit entries.\nExplore it: MODELFLEET_HOME={database.parent} modelfleet get tenants"
+    )
+    report.store.close()
+    if stay:
+        out.print("--stay: the demo store stays; press Ctrl-C to end.")
+        ending = {signal.SIGINT, signal.SIGTERM}
+        signal.pthread_sigmask(signal.SIG_BLOCK, ending)
+        signal.sigwait(ending)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: runs the app and maps modelfleet's errors to exit codes in one place."""
+    try:
+        app(args=argv, prog_name="modelfleet")
+    except FleetConfigError as exc:
+        for issue in exc.issues:
+            err.print(str(issue), markup=False, highlight=False)
+        err.print(f"refused: {len(exc.issues)} error(s); nothing was applied", style="red")
+        sys.exit(EXIT_INVALID)
+    except InvalidInput as exc:
+        err.print(f"error: {exc}", markup=False, highlight=False)
+        sys.exit(EXIT_INVALID)
+    except ModelfleetError as exc:
+        err.print(f"error: {exc}", markup=False, highlight=False)
+        sys.exit(EXIT_FAILURE)

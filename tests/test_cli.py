@@ -1,0 +1,178 @@
+"""The command line: help everywhere, tables and JSON, and exit codes scripts can trust."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from modelfleet.cli import main
+from tests.registry.conftest import FLEET
+
+Run = tuple[int, str, str]
+
+
+@pytest.fixture
+def cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]):  # type: ignore[no-untyped-def]
+    """Run `modelfleet ARGS` in-process against a store of its own; returns (code, out, err)."""
+    monkeypatch.setenv("MODELFLEET_HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("MODELFLEET_DATABASE_URL", raising=False)
+    monkeypatch.setenv("MODELFLEET_ACTOR", "carol")
+    monkeypatch.setenv("COLUMNS", "200")
+
+    def run(*args: str) -> Run:
+        capsys.readouterr()
+        with pytest.raises(SystemExit) as info:
+            main(list(args))
+        captured = capsys.readouterr()
+        code = info.value.code
+        return (code if isinstance(code, int) else 1 if code else 0), captured.out, captured.err
+
+    return run
+
+
+@pytest.fixture
+def fleet_file(tmp_path: Path) -> Path:
+    (tmp_path / "v1.bin").write_bytes(b"model one")
+    (tmp_path / "ref.npz").write_bytes(b"reference")
+    path = tmp_path / "fleet.yaml"
+    path.write_text(FLEET)
+    return path
+
+
+COMMANDS = [
+    [],
+    ["apply"],
+    ["get"],
+    ["keys"],
+    ["keys", "create"],
+    ["keys", "list"],
+    ["keys", "revoke"],
+    ["audit"],
+    ["db"],
+    ["db", "upgrade"],
+    ["version"],
+    ["demo"],
+]
+
+
+@pytest.mark.parametrize("command", COMMANDS, ids=lambda c: " ".join(c) or "modelfleet")
+def test_every_command_has_help(cli, command: list[str]) -> None:  # type: ignore[no-untyped-def]
+    code, out, _ = cli(*command, "--help")
+    assert code == 0
+    assert "Usage: modelfleet" in out
+
+
+def test_apply_prints_a_table_and_a_second_apply_changes_nothing(cli, fleet_file: Path) -> None:  # type: ignore[no-untyped-def]
+    code, out, _ = cli("apply", "-f", str(fleet_file))
+    assert code == 0
+    assert "digits/v1" in out and "5 created, 0 changed, 0 unchanged" in out
+    code, out, _ = cli("apply", "-f", str(fleet_file), "-o", "json")
+    assert code == 0
+    assert {c["action"] for c in json.loads(out)} == {"unchanged"}
+
+
+def test_dry_run_shows_the_plan_and_writes_nothing(cli, fleet_file: Path) -> None:  # type: ignore[no-untyped-def]
+    code, out, _ = cli("apply", "-f", str(fleet_file), "--dry-run")
+    assert code == 0 and "dry run: nothing written" in out
+    assert json.loads(cli("get", "tenants", "-o", "json")[1]) == []
+
+
+def test_an_invalid_file_exits_2_with_located_errors_and_applies_nothing(
+    cli, fleet_file: Path
+) -> None:  # type: ignore[no-untyped-def]
+    fleet_file.write_text(
+        FLEET.replace("tier: free", "tier: gold").replace("format: sklearn", "format: pmml")
+    )
+    code, out, err = cli("apply", "-f", str(fleet_file))
+    assert code == 2 and out == ""
+    lines = err.splitlines()
+    assert lines[0].startswith(f"{fleet_file}:7:34: spec.tier: Input should be")
+    assert lines[1].startswith(f"{fleet_file}:18:49: spec.format: Input should be")
+    assert "refused: 2 error(s); nothing was applied" in err
+    assert json.loads(cli("get", "tenants", "-o", "json")[1]) == []
+
+
+def test_get_lists_each_kind_as_table_and_json(cli, fleet_file: Path) -> None:  # type: ignore[no-untyped-def]
+    cli("apply", "-f", str(fleet_file))
+    code, out, _ = cli("get", "tenants")
+    assert code == 0 and "acme" in out and "premium" in out and "TIER" in out
+    tenants = json.loads(cli("get", "tenants", "-o", "json")[1])
+    assert [t["metadata"]["name"] for t in tenants] == ["acme", "bolt"]
+    assert tenants[0]["spec"]["contact_email"] == "ops@acme.example"
+    [model] = json.loads(cli("get", "models", "-o", "json")[1])
+    assert model["spec"]["input"]["features"][0]["shape"] == [64]
+    [version] = json.loads(cli("get", "versions", "digits", "-o", "json")[1])
+    assert len(version["status"]["artifact_sha256"]) == 64
+    [deployment] = json.loads(cli("get", "deployments", "-o", "json")[1])
+    assert deployment["spec"]["tenants"] == ["acme", "bolt"]
+    assert "v1" in cli("get", "deployments")[1]
+
+
+def test_get_of_an_unknown_name_or_kind_exits_2(cli, fleet_file: Path) -> None:  # type: ignore[no-untyped-def]
+    cli("apply", "-f", str(fleet_file))
+    assert cli("get", "tenants", "zeta")[0] == 2
+    assert cli("get", "gadgets")[0] == 2
+
+
+def test_keys_are_printed_once_listed_by_prefix_and_revoked(cli, fleet_file: Path) -> None:  # type: ignore[no-untyped-def]
+    cli("apply", "-f", str(fleet_file))
+    code, out, err = cli("keys", "create", "acme")
+    key = out.strip()
+    assert code == 0 and key.startswith("mf_") and "shown only once" in err
+    prefix = key.split("_")[1]
+    code, out, _ = cli("keys", "list")
+    assert code == 0 and prefix in out and key not in out and "never" in out
+    [listed] = json.loads(cli("keys", "list", "--tenant", "acme", "-o", "json")[1])
+    assert listed["prefix"] == prefix and listed["revoked_at"] is None
+    assert listed["created_by"] == "carol"
+    assert cli("keys", "revoke", prefix)[0] == 0
+    [listed] = json.loads(cli("keys", "list", "-o", "json")[1])
+    assert listed["revoked_at"] is not None
+    assert key not in cli("audit", "-o", "json")[1]
+
+
+def test_keys_for_an_unknown_tenant_exit_2(cli, fleet_file: Path) -> None:  # type: ignore[no-untyped-def]
+    cli("apply", "-f", str(fleet_file))
+    code, _, err = cli("keys", "create", "zeta")
+    assert code == 2 and "tenant 'zeta' not found" in err
+    assert cli("keys", "revoke", "zzzz9999")[0] == 2
+
+
+def test_audit_shows_who_changed_what(cli, fleet_file: Path) -> None:  # type: ignore[no-untyped-def]
+    cli("apply", "-f", str(fleet_file))
+    fleet_file.write_text(FLEET.replace("tier: free", "tier: standard"))
+    cli("apply", "-f", str(fleet_file))
+    code, out, _ = cli("audit", "-n", "1")
+    assert code == 0 and "carol" in out and "spec.tier" in out
+    entries = json.loads(cli("audit", "--kind", "Tenant", "-o", "json")[1])
+    assert [(e["action"], e["name"]) for e in entries] == [
+        ("update", "bolt"),
+        ("create", "bolt"),
+        ("create", "acme"),
+    ]
+
+
+def test_db_upgrade_migrates_once(cli) -> None:  # type: ignore[no-untyped-def]
+    code, out, _ = cli("db", "upgrade")
+    assert code == 0 and "migrated from empty to 0001" in out
+    code, out, _ = cli("db", "upgrade")
+    assert code == 0 and "already at 0001" in out
+
+
+def test_version_names_the_schema(cli) -> None:  # type: ignore[no-untyped-def]
+    code, out, _ = cli("version")
+    assert code == 0 and "modelfleet 0.1.0" in out and "0001" in out
+
+
+def test_an_unreachable_store_exits_1_with_a_message(cli, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setenv("MODELFLEET_DATABASE_URL", "postgresql+psycopg://postgres:pw@127.0.0.1:1/x")
+    code, out, err = cli("get", "tenants")
+    assert code == 1 and "cannot reach the store" in err and "pw@" not in err
+    assert "Traceback" not in out + err
+
+
+def test_usage_errors_exit_2(cli) -> None:  # type: ignore[no-untyped-def]
+    assert cli("frobnicate")[0] == 2
+    assert cli("apply")[0] == 2  # -f is required
