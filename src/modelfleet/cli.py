@@ -52,7 +52,7 @@ app.add_typer(keys_app, name="keys")
 app.add_typer(db_app, name="db")
 
 out = Console()
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)  # messages stay one line, for scripts and editors
 clock = SystemClock()
 
 
