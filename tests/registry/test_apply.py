@@ -253,3 +253,25 @@ def test_a_failure_in_the_middle_of_an_apply_leaves_the_store_as_before(
     with pytest.raises(DBAPIError, match="injected failure"):
         apply(store, fleet_dir, clock)  # bolt's tier is written before the deployment fails
     assert dump(store) == before
+
+
+def test_a_python_version_names_a_function_in_a_file_that_is_fingerprinted(
+    store: Store, fleet_dir: Path, clock: VirtualClock
+) -> None:
+    (fleet_dir / "handler.py").write_text("def predict(batch):\n    return batch['pixels']\n")
+    edit(fleet_dir, "artifact: v1.bin, format: sklearn", "artifact: handler.py:predict, format: python")
+    apply(store, fleet_dir, clock)
+    with store.begin() as conn:
+        version = load_state(conn).get(("ModelVersion", "digits", "v1"))
+    assert version is not None
+    assert version.resource.spec.artifact == f"{fleet_dir / 'handler.py'}:predict"  # type: ignore[union-attr]
+    assert version.artifact_sha256 == sha256_of(fleet_dir / "handler.py")
+
+
+def test_a_python_version_without_a_function_is_refused(
+    store: Store, fleet_dir: Path, clock: VirtualClock
+) -> None:
+    (fleet_dir / "handler.py").write_text("def predict(batch):\n    return batch\n")
+    edit(fleet_dir, "artifact: v1.bin, format: sklearn", "artifact: handler.py, format: python")
+    with pytest.raises(FleetConfigError, match="spec.artifact: a python artifact is FILE.py:FUNCTION"):
+        apply(store, fleet_dir, clock)

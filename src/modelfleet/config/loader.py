@@ -284,13 +284,7 @@ def _resolve(data: Any, loc: Sequence[str | int]) -> tuple[FieldPath, bool]:
     via_union = False
     current = data
     for part in loc:
-        if (
-            isinstance(current, dict)
-            and part in current
-            or isinstance(current, list)
-            and isinstance(part, int)
-            and 0 <= part < len(current)
-        ):
+        if _holds(current, part):
             current = current[part]
             path.append(part)
         elif isinstance(current, dict) and isinstance(part, str) and part.isidentifier():
@@ -299,6 +293,12 @@ def _resolve(data: Any, loc: Sequence[str | int]) -> tuple[FieldPath, bool]:
         else:
             via_union = True  # a union member's tag, not part of the document
     return tuple(path), via_union
+
+
+def _holds(container: Any, part: str | int) -> bool:
+    if isinstance(container, dict):
+        return part in container
+    return isinstance(container, list) and isinstance(part, int) and 0 <= part < len(container)
 
 
 def _message(err: Mapping[str, Any]) -> str:

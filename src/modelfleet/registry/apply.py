@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Connection
@@ -19,7 +20,7 @@ from modelfleet.config.loader import Document, Fleet
 from modelfleet.config.schema import Deployment, Model, ModelVersion, Resource, Tenant
 from modelfleet.errors import ConfigIssue, FleetConfigError
 from modelfleet.registry import audit, resources
-from modelfleet.registry.artifacts import resolve, sha256_of
+from modelfleet.registry.artifacts import resolve, sha256_of, split_callable
 from modelfleet.registry.resources import FleetState, Identity
 from modelfleet.store import Store
 
@@ -100,8 +101,17 @@ def _resolve_files(
 ) -> tuple[ModelVersion, str | None, list[ConfigIssue]]:
     problems: list[ConfigIssue] = []
     resolved: dict[str, str | None] = {}
-    for field_name in ("artifact", "reference_data", "evaluation_data"):
-        given = getattr(version.spec, field_name)
+    artifact, function = split_callable(version.spec.artifact, version.spec.format)
+    if version.spec.format == "python" and function is None:
+        problems.append(
+            doc.source.issue(("spec", "artifact"), "a python artifact is FILE.py:FUNCTION")
+        )
+    given_paths = {
+        "artifact": artifact,
+        "reference_data": version.spec.reference_data,
+        "evaluation_data": version.spec.evaluation_data,
+    }
+    for field_name, given in given_paths.items():
         if given is None:
             resolved[field_name] = None
             continue
@@ -110,8 +120,11 @@ def _resolve_files(
         if not path.is_file():
             problems.append(doc.source.issue(("spec", field_name), f"file not found: {path}"))
     sha = None
-    if not problems:
-        sha = sha256_of(resolve(version.spec.artifact, doc.source.directory))
+    artifact_path = resolved["artifact"]
+    if not problems and artifact_path is not None:
+        sha = sha256_of(Path(artifact_path))
+    if function is not None:
+        resolved["artifact"] = f"{artifact_path}:{function}"
     spec = version.spec.model_copy(update=resolved)
     return version.model_copy(update={"spec": spec}), sha, problems
 

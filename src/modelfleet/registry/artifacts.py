@@ -14,6 +14,15 @@ def resolve(path: str, base: Path) -> Path:
     return p if p.is_absolute() else (base / p).resolve()
 
 
+def split_callable(artifact: str, model_format: str) -> tuple[str, str | None]:
+    """`python` artifacts name a function in a file (`handlers/model.py:predict`); the file is
+    what gets fingerprinted. Other formats are a plain file path."""
+    if model_format != "python":
+        return artifact, None
+    path, sep, function = artifact.rpartition(":")
+    return (path, function) if sep and function.isidentifier() else (artifact, None)
+
+
 def sha256_of(path: Path) -> str:
     """The hex sha256 of a file's bytes, read in chunks so large artifacts fit in memory."""
     digest = hashlib.sha256()
