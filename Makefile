@@ -4,6 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 EXAMPLE := examples/retail-vision
 PG_READY = pg_isready -q -h 127.0.0.1 -p 5432
+REDIS_READY = redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1
 
 .PHONY: demo test lint setup services clean
 
@@ -22,11 +23,13 @@ $(EXAMPLE)/artifacts/.trained: $(VENV)/.installed $(EXAMPLE)/train.py
 demo: setup $(EXAMPLE)/artifacts/.trained
 	$(VENV)/bin/modelfleet demo
 
-# The store's tests run against the real PostgreSQL; start it if it is down.
+# Tests run against the real PostgreSQL and Redis of this machine; start them if they are down.
 services:
 	@$(PG_READY) || pg_ctlcluster --skip-systemctl-redirect $$(ls /etc/postgresql) main start
-	@for i in 1 2 3 4 5 6 7 8 9 10; do $(PG_READY) && exit 0; sleep 1; done; \
-	  echo "PostgreSQL is not accepting connections on 127.0.0.1:5432" >&2; exit 1
+	@$(REDIS_READY) || redis-server --daemonize yes --bind 127.0.0.1 -::1 --port 6379 --save "" \
+	  --appendonly no --dir /var/lib/redis --logfile /var/log/redis/ci.log
+	@for i in 1 2 3 4 5 6 7 8 9 10; do $(PG_READY) && $(REDIS_READY) && exit 0; sleep 1; done; \
+	  echo "PostgreSQL (127.0.0.1:5432) or Redis (127.0.0.1:6379) is not accepting connections" >&2; exit 1
 
 lint: setup
 	$(VENV)/bin/lint-imports

@@ -1,0 +1,1 @@
+"""The inference gateway: auth, quotas, routing, micro-batching, protocol routes."""

@@ -1,0 +1,170 @@
+"""Per-tenant quotas: a token bucket for the request rate and a cap on requests in flight.
+
+The bucket refills at `rate` tokens per second up to `burst`; a request takes one token.
+`LocalQuotas` is exact within one process. `RedisQuotas` does the same arithmetic in one Lua
+script on Redis, so every worker and gateway sharing that Redis shares each tenant's quota.
+In-flight requests are held in a sorted set scored by a lease deadline, so a gateway that
+dies mid-request frees its slots when their leases lapse instead of leaking them.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Literal, Protocol
+
+if TYPE_CHECKING:
+    from redis.asyncio import Redis
+
+
+@dataclass(frozen=True)
+class Quota:
+    """A tier's limits: `rate` requests/s sustained, `burst` at once, `max_in_flight` concurrent."""
+
+    rate: float
+    burst: float
+    max_in_flight: int
+
+
+# Defaults per tier; a tier's quota grows with what the customer pays for.
+TIER_QUOTAS: Mapping[str, Quota] = {
+    "free": Quota(rate=5, burst=10, max_in_flight=4),
+    "standard": Quota(rate=50, burst=100, max_in_flight=16),
+    "premium": Quota(rate=500, burst=1000, max_in_flight=64),
+    "enterprise": Quota(rate=5000, burst=10000, max_in_flight=256),
+}
+
+
+@dataclass(frozen=True)
+class Bucket:
+    tokens: float
+    updated: float  # seconds
+
+
+def take_token(bucket: Bucket | None, quota: Quota, now: float) -> tuple[Bucket, float]:
+    """Refill `bucket` to `now` and take one token: (new bucket, 0.0) when allowed, else
+    (new bucket, seconds until a token is there)."""
+    if bucket is None:
+        tokens = quota.burst
+    else:
+        elapsed = max(0.0, now - bucket.updated)
+        tokens = min(quota.burst, bucket.tokens + elapsed * quota.rate)
+    # A client that waits exactly the advised time must get in, despite float rounding.
+    if tokens >= 1.0 - 1e-9:
+        return Bucket(max(0.0, tokens - 1.0), now), 0.0
+    return Bucket(tokens, now), (1.0 - tokens) / quota.rate
+
+
+@dataclass(frozen=True)
+class Admission:
+    """Whether a request may proceed; when not, why and when to retry."""
+
+    admitted: bool
+    ticket: str = ""
+    reason: Literal["", "rate", "concurrency"] = ""
+    retry_after: float = 0.0
+
+
+class QuotaStore(Protocol):
+    """Where quota state lives: in this process, or shared through Redis."""
+
+    async def acquire(self, tenant: str, quota: Quota, now: float) -> Admission: ...
+
+    async def release(self, tenant: str, ticket: str) -> None: ...
+
+
+class LocalQuotas:
+    """Quotas exact within one process (one event loop: no locking needed)."""
+
+    def __init__(self) -> None:
+        self._buckets: dict[str, Bucket] = {}
+        self._in_flight: dict[str, int] = {}
+        self._tickets = itertools.count()
+
+    async def acquire(self, tenant: str, quota: Quota, now: float) -> Admission:
+        if self._in_flight.get(tenant, 0) >= quota.max_in_flight:
+            return Admission(False, reason="concurrency", retry_after=1.0)
+        bucket, wait = take_token(self._buckets.get(tenant), quota, now)
+        self._buckets[tenant] = bucket
+        if wait > 0:
+            return Admission(False, reason="rate", retry_after=wait)
+        self._in_flight[tenant] = self._in_flight.get(tenant, 0) + 1
+        return Admission(True, ticket=str(next(self._tickets)))
+
+    async def release(self, tenant: str, ticket: str) -> None:
+        self._in_flight[tenant] = max(0, self._in_flight.get(tenant, 0) - 1)
+
+    def in_flight(self, tenant: str) -> int:
+        return self._in_flight.get(tenant, 0)
+
+
+# KEYS: bucket hash, in-flight sorted set.
+# ARGV: now, rate, burst, max_in_flight, ticket, lease seconds.
+# Numbers go back as strings: Redis truncates Lua numbers to integers.
+_ACQUIRE = """
+local now = tonumber(ARGV[1])
+local rate = tonumber(ARGV[2])
+local burst = tonumber(ARGV[3])
+local cap = tonumber(ARGV[4])
+local lease = tonumber(ARGV[6])
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)
+if redis.call('ZCARD', KEYS[2]) >= cap then
+  return {0, 'concurrency', '1'}
+end
+local b = redis.call('HMGET', KEYS[1], 'tokens', 'updated')
+local tokens = tonumber(b[1])
+local updated = tonumber(b[2])
+if tokens == nil then
+  tokens = burst
+  updated = now
+end
+tokens = math.min(burst, tokens + math.max(0, now - updated) * rate)
+local ttl = math.ceil(burst / rate) + 60
+if tokens < 1 then
+  redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'updated', tostring(now))
+  redis.call('EXPIRE', KEYS[1], ttl)
+  return {0, 'rate', tostring((1 - tokens) / rate)}
+end
+redis.call('HSET', KEYS[1], 'tokens', tostring(tokens - 1), 'updated', tostring(now))
+redis.call('EXPIRE', KEYS[1], ttl)
+redis.call('ZADD', KEYS[2], now + lease, ARGV[5])
+redis.call('EXPIRE', KEYS[2], math.ceil(lease) + 60)
+return {1, '', '0'}
+"""
+
+
+class RedisQuotas:
+    """Quotas shared by every process that uses the same Redis and key prefix."""
+
+    def __init__(self, redis: Redis, *, prefix: str = "modelfleet:quota", lease_s: float = 60.0):
+        self._redis = redis
+        self._prefix = prefix
+        self._lease_s = lease_s
+        self._script = redis.register_script(_ACQUIRE)
+        self._tickets = itertools.count()
+        self._instance = f"{id(self):x}"
+
+    def _keys(self, tenant: str) -> list[str]:
+        return [f"{self._prefix}:{tenant}:bucket", f"{self._prefix}:{tenant}:inflight"]
+
+    async def acquire(self, tenant: str, quota: Quota, now: float) -> Admission:
+        ticket = f"{self._instance}:{next(self._tickets)}"
+        args: list[str | float] = [
+            now,
+            quota.rate,
+            quota.burst,
+            quota.max_in_flight,
+            ticket,
+            self._lease_s,
+        ]
+        admitted, reason, retry = await self._script(keys=self._keys(tenant), args=args)
+        if int(admitted):
+            return Admission(True, ticket=ticket)
+        why = reason.decode() if isinstance(reason, bytes) else str(reason)
+        return Admission(
+            False, reason="rate" if why == "rate" else "concurrency", retry_after=float(retry)
+        )
+
+    async def release(self, tenant: str, ticket: str) -> None:
+        await self._redis.zrem(self._keys(tenant)[1], ticket)
