@@ -259,7 +259,11 @@ def test_a_python_version_names_a_function_in_a_file_that_is_fingerprinted(
     store: Store, fleet_dir: Path, clock: VirtualClock
 ) -> None:
     (fleet_dir / "handler.py").write_text("def predict(batch):\n    return batch['pixels']\n")
-    edit(fleet_dir, "artifact: v1.bin, format: sklearn", "artifact: handler.py:predict, format: python")
+    edit(
+        fleet_dir,
+        "artifact: v1.bin, format: sklearn",
+        "artifact: handler.py:predict, format: python",
+    )
     apply(store, fleet_dir, clock)
     with store.begin() as conn:
         version = load_state(conn).get(("ModelVersion", "digits", "v1"))
@@ -273,5 +277,7 @@ def test_a_python_version_without_a_function_is_refused(
 ) -> None:
     (fleet_dir / "handler.py").write_text("def predict(batch):\n    return batch\n")
     edit(fleet_dir, "artifact: v1.bin, format: sklearn", "artifact: handler.py, format: python")
-    with pytest.raises(FleetConfigError, match="spec.artifact: a python artifact is FILE.py:FUNCTION"):
+    with pytest.raises(
+        FleetConfigError, match="spec.artifact: a python artifact is FILE.py:FUNCTION"
+    ):
         apply(store, fleet_dir, clock)

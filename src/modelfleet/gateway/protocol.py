@@ -1,0 +1,189 @@
+"""Request and response bodies: the Open Inference Protocol v2 and modelfleet's plain JSON.
+
+Everything a client sends is checked against the model's input schema here, before any work
+is queued, so a bad request costs nothing and gets a 400 that names the input and what was
+expected. See https://kserve.github.io/website/latest/modelserving/data_plane/v2_protocol/
+for the v2 REST message shapes.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from modelfleet.config.schema import Feature
+from modelfleet.errors import InvalidInput
+
+# Open Inference Protocol tensor datatypes of the dtypes a fleet file may declare.
+DATATYPES: Mapping[str, str] = {
+    "bool": "BOOL",
+    "int32": "INT32",
+    "int64": "INT64",
+    "float32": "FP32",
+    "float64": "FP64",
+    "string": "BYTES",
+}
+_NUMPY: Mapping[str, Any] = {
+    "bool": np.bool_,
+    "int32": np.int32,
+    "int64": np.int64,
+    "float32": np.float32,
+    "float64": np.float64,
+    "string": np.object_,
+}
+
+
+class BadRequest(InvalidInput):
+    """A request body that does not fit the protocol or the model's schema (HTTP 400)."""
+
+
+@dataclass(frozen=True)
+class InferRequest:
+    """A validated request: one array per feature, all with the same number of rows."""
+
+    id: str | None
+    inputs: dict[str, np.ndarray]
+    rows: int
+
+
+def parse_v2(body: Any, features: Sequence[Feature]) -> InferRequest:
+    """Check an Open Inference Protocol v2 infer request against the model's features."""
+    if not isinstance(body, dict):
+        raise BadRequest("the request body must be a JSON object with 'inputs'")
+    request_id = body.get("id")
+    if request_id is not None and not isinstance(request_id, str):
+        raise BadRequest("'id' must be a string")
+    tensors = body.get("inputs")
+    if not isinstance(tensors, list) or not tensors:
+        raise BadRequest("'inputs' must be a non-empty list of tensors")
+    declared = {f.name: f for f in features}
+    arrays: dict[str, np.ndarray] = {}
+    for i, tensor in enumerate(tensors):
+        if not isinstance(tensor, dict):
+            raise BadRequest(f"inputs[{i}] must be an object with name, shape, datatype, data")
+        name = tensor.get("name")
+        if name not in declared:
+            raise BadRequest(
+                f"inputs[{i}]: unknown input {name!r}; the model takes {_names(features)}"
+            )
+        if name in arrays:
+            raise BadRequest(f"input {name!r} is given twice")
+        arrays[name] = _tensor(tensor, declared[name])
+    missing = [f.name for f in features if f.name not in arrays]
+    if missing:
+        raise BadRequest(
+            f"missing input(s) {', '.join(missing)}; the model takes {_names(features)}"
+        )
+    return InferRequest(request_id, arrays, _rows(arrays))
+
+
+def parse_v1(body: Any, features: Sequence[Feature]) -> InferRequest:
+    """Check a plain JSON request: `{"instances": [row, ...]}` where a row is an object of
+    feature values, or, for a model with one feature, the value itself."""
+    if not isinstance(body, dict) or not isinstance(body.get("instances"), list):
+        raise BadRequest("the request body must be a JSON object with a list 'instances'")
+    instances: list[Any] = body["instances"]
+    if not instances:
+        raise BadRequest("'instances' must not be empty")
+    columns: dict[str, list[Any]] = {f.name: [] for f in features}
+    for i, row in enumerate(instances):
+        if len(features) == 1 and not isinstance(row, dict):
+            row = {features[0].name: row}
+        if not isinstance(row, dict):
+            raise BadRequest(f"instances[{i}] must be an object with keys {_names(features)}")
+        unknown = sorted(set(row) - set(columns))
+        if unknown:
+            raise BadRequest(f"instances[{i}]: unknown input(s) {', '.join(unknown)}")
+        for f in features:
+            if f.name not in row:
+                raise BadRequest(f"instances[{i}]: missing input {f.name!r}")
+            columns[f.name].append(row[f.name])
+    arrays = {
+        f.name: _array(columns[f.name], f, [len(instances), *f.shape], f"input {f.name!r}")
+        for f in features
+    }
+    return InferRequest(None, arrays, len(instances))
+
+
+def _names(features: Sequence[Feature]) -> str:
+    return ", ".join(repr(f.name) for f in features)
+
+
+def _rows(arrays: Mapping[str, np.ndarray]) -> int:
+    rows: dict[str, int] = {name: int(a.shape[0]) for name, a in arrays.items()}
+    if len(set(rows.values())) != 1:
+        detail = ", ".join(f"{n}: {r}" for n, r in rows.items())
+        raise BadRequest(f"inputs must have the same number of rows; got {detail}")
+    return next(iter(rows.values()))
+
+
+def _tensor(tensor: Mapping[str, Any], feature: Feature) -> np.ndarray:
+    name = feature.name
+    expected_type = DATATYPES[feature.dtype]
+    datatype = tensor.get("datatype")
+    if datatype != expected_type:
+        raise BadRequest(f"input {name!r}: datatype must be {expected_type}, got {datatype!r}")
+    shape = tensor.get("shape")
+    if (
+        not isinstance(shape, list)
+        or not shape
+        or not all(isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape)
+    ):
+        raise BadRequest(f"input {name!r}: shape must be a list of non-negative integers")
+    expected = ["n", *feature.shape]
+    if len(shape) != len(expected) or shape[1:] != feature.shape or shape[0] < 1:
+        shown = "[" + ", ".join(str(d) for d in expected) + "]"
+        raise BadRequest(f"input {name!r}: shape must be {shown} with n >= 1, got {shape}")
+    if "data" not in tensor:
+        raise BadRequest(f"input {name!r}: 'data' is missing")
+    return _array(tensor["data"], feature, shape, f"input {name!r}")
+
+
+def _array(data: Any, feature: Feature, shape: list[int], what: str) -> np.ndarray:
+    flat = _flatten(data, what)
+    size = math.prod(shape)
+    if len(flat) != size:
+        raise BadRequest(f"{what}: shape {shape} needs {size} values, got {len(flat)}")
+    for value in flat:
+        _check_value(value, feature.dtype, what)
+    return np.asarray(flat, dtype=_NUMPY[feature.dtype]).reshape(shape)
+
+
+def _flatten(data: Any, what: str) -> list[Any]:
+    if not isinstance(data, list):
+        return [data]
+    out: list[Any] = []
+    stack: list[Any] = [iter(data)]
+    while stack:
+        for item in stack[-1]:
+            if isinstance(item, list):
+                stack.append(iter(item))
+                break
+            out.append(item)
+        else:
+            stack.pop()
+    return out
+
+
+def _check_value(value: Any, dtype: str, what: str) -> None:
+    if dtype == "string":
+        if not isinstance(value, str):
+            raise BadRequest(f"{what}: values must be strings, got {value!r}")
+    elif dtype == "bool":
+        if not isinstance(value, bool):
+            raise BadRequest(f"{what}: values must be true or false, got {value!r}")
+    elif dtype.startswith("int"):
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise BadRequest(f"{what}: values must be integers, got {value!r}")
+        bits = 32 if dtype == "int32" else 64
+        if not -(2 ** (bits - 1)) <= value < 2 ** (bits - 1):
+            raise BadRequest(f"{what}: {value} does not fit in {dtype}")
+    else:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise BadRequest(f"{what}: values must be numbers, got {value!r}")
+        if not math.isfinite(value):
+            raise BadRequest(f"{what}: values must be finite numbers, got {value!r}")
