@@ -1,0 +1,9 @@
+"""Pure statistics shared by every layer: sketches, histograms, and the tests built on them.
+
+Nothing here does I/O or reads the clock: numbers in, numbers out.
+"""
+
+from modelfleet.stats.histogram import Histogram, quantile_edges
+from modelfleet.stats.sketch import LatencySketch
+
+__all__ = ["Histogram", "LatencySketch", "quantile_edges"]
