@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import signal
 import sys
+from datetime import timedelta
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
@@ -21,6 +22,7 @@ from modelfleet.clock import SystemClock
 from modelfleet.config import load_fleet
 from modelfleet.config.schema import Deployment, Model, ModelVersion, Tenant
 from modelfleet.errors import FleetConfigError, InvalidInput, ModelfleetError
+from modelfleet.gateway.server import serve
 from modelfleet.registry import (
     Action,
     Change,
@@ -36,6 +38,8 @@ from modelfleet.registry.keys import KeyRecord
 from modelfleet.settings import Settings
 from modelfleet.sim.demo import EXAMPLE, run_demo
 from modelfleet.store import Store, current_revision, head_revision, open_store, upgrade
+from modelfleet.telemetry.summary import summarize
+from modelfleet.telemetry.writer import read_rollups
 
 EXIT_OK, EXIT_FAILURE, EXIT_INVALID = 0, 1, 2
 
@@ -290,6 +294,72 @@ def audit(
     for e in entries:
         table.add_row(_when(e.at), e.actor, e.action, e.kind, e.name, ", ".join(e.changed_fields()))
     out.print(table)
+
+
+@app.command()
+def up(
+    host: Annotated[str, typer.Option(help="address to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="port to listen on")] = 8080,
+    workers: Annotated[int, typer.Option(min=1, help="worker processes")] = 1,
+) -> None:
+    """Serve the gateway on the store's fleet until SIGTERM or Ctrl-C (then exits 0)."""
+    open_store(_settings().database_url).close()  # fail here, clearly, if the store is unusable
+    serve(host, port, workers)
+
+
+@app.command()
+def stats(
+    minutes: Annotated[int, typer.Option("--minutes", "-m", min=1, help="window, in minutes")] = 5,
+    tenant: Annotated[str | None, typer.Option("--tenant", "-t", help="only this tenant")] = None,
+    model: Annotated[str | None, typer.Option("--model", help="only this model")] = None,
+    output: OutputOption = Output.table,
+) -> None:
+    """Requests/s, errors and latency percentiles per tenant and model, from the rollups."""
+    now = clock.now()
+    since = (now - timedelta(minutes=minutes)).replace(second=0, microsecond=0)
+    window_s = (now - since).total_seconds()
+    with _store().begin() as conn:
+        rollups = read_rollups(
+            conn, since=since, until=now + timedelta(minutes=1), tenant=tenant, model=model
+        )
+    summaries = summarize(rollups.values())
+    rows = [
+        {
+            "tenant": s.tenant,
+            "model": s.model,
+            "requests": s.requests,
+            "requests_per_s": s.rate(window_s),
+            "error_rate": s.error_rate,
+            "client_errors": s.status["4xx"],
+            "rejected": s.status["rejected"],
+            **{f"p{int(q * 100)}_s": s.percentile(q) for q in (0.5, 0.95, 0.99)},
+        }
+        for s in summaries
+    ]
+    if output is Output.json:
+        _print_json(rows)
+        return
+    table = Table("TENANT", "MODEL", "REQUESTS", "REQ/S", "5XX %", "4XX", "REJECTED", box=None)
+    for q in (50, 95, 99):
+        table.add_column(f"P{q} ms", justify="right")
+    for s in summaries:
+        ms = [_millis(s.percentile(q)) for q in (0.5, 0.95, 0.99)]
+        table.add_row(
+            s.tenant,
+            s.model,
+            str(s.requests),
+            f"{s.rate(window_s):.1f}",
+            f"{s.error_rate * 100:.2f}",
+            str(s.status["4xx"]),
+            str(s.status["rejected"]),
+            *ms,
+        )
+    out.print(table)
+    out.print(f"since {since:%Y-%m-%d %H:%M} UTC ({window_s:.0f} s)")
+
+
+def _millis(seconds: float | None) -> str:
+    return "-" if seconds is None else f"{seconds * 1000:.1f}"
 
 
 @db_app.command("upgrade")

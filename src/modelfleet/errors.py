@@ -4,8 +4,14 @@
     ├── InvalidInput                 a person gave something wrong: exit code 2, HTTP 4xx
     │   ├── FleetConfigError         fleet.yaml refused, with every error's file:line:column
     │   ├── NotFound                 no such tenant, model, version, deployment or key
-    │   └── ImmutableVersion         a registered version asked to change its artifact
-    └── StoreError                   the store could not be reached or migrated: exit code 1
+    │   ├── ImmutableVersion         a registered version asked to change its artifact
+    │   └── InvalidBatch             a batch does not match the model's inputs: HTTP 422
+    ├── StoreError                   the store could not be reached or migrated: exit code 1
+    └── ServingError                 a model version could not be loaded or run: HTTP 5xx
+        ├── ModelLoadError           an artifact could not be loaded; `reason` says why
+        │   └── ArtifactMismatch     the artifact's sha256 is not the one registered
+        ├── PredictionError          a model failed while predicting, or returned malformed outputs
+        └── NotDeployed              the backend does not serve that version (yet, or any more)
 
 The CLI and the HTTP layer each turn these into exit codes and status codes in one place.
 """
@@ -61,5 +67,48 @@ class ImmutableVersion(InvalidInput):
     """A registered model version may not change what it serves."""
 
 
+class InvalidBatch(InvalidInput):
+    """A batch of inputs does not match what the model declares (names, dtypes, shapes, rows)."""
+
+
 class StoreError(ModelfleetError):
     """The store could not be opened, reached or migrated."""
+
+
+class ServingError(ModelfleetError):
+    """A model version could not be loaded or run; the caller's input was not at fault."""
+
+
+class ModelLoadError(ServingError):
+    """A model artifact could not be loaded; `reason` says why."""
+
+    def __init__(self, artifact: str, reason: str) -> None:
+        self.artifact = artifact
+        self.reason = reason
+        super().__init__(f"cannot load model artifact {artifact}: {reason}")
+
+
+class ArtifactMismatch(ModelLoadError):
+    """An artifact's bytes are not the ones registered: its sha256 differs."""
+
+    def __init__(self, artifact: str, expected_sha256: str, actual_sha256: str) -> None:
+        self.expected_sha256 = expected_sha256
+        self.actual_sha256 = actual_sha256
+        super().__init__(
+            artifact,
+            f"its sha256 is {actual_sha256} but the version is registered with sha256 "
+            f"{expected_sha256}; the file changed after it was registered",
+        )
+
+
+class PredictionError(ServingError):
+    """A loaded model raised while predicting, or returned outputs of the wrong shape."""
+
+
+class NotDeployed(ServingError):
+    """A backend was asked about a model version it does not serve."""
+
+    def __init__(self, model: str, version: str) -> None:
+        self.model = model
+        self.version = version
+        super().__init__(f"version {model}/{version} is not deployed on this backend")

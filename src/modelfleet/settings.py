@@ -21,11 +21,17 @@ class Settings:
     database_url: SQLAlchemy URL of the store; SQLite under `home` unless
         MODELFLEET_DATABASE_URL says otherwise (e.g. postgresql+psycopg://host/db).
     actor: the name recorded in the audit log for changes made by this process.
+    region: the region this gateway serves (MODELFLEET_REGION), recorded in telemetry.
+    redis_url: when set (MODELFLEET_REDIS_URL), quotas are shared through this Redis.
+    telemetry: MODELFLEET_TELEMETRY=off turns rollups off (for measuring their cost).
     """
 
     database_url: str
     actor: str
     home: Path
+    region: str = "local"
+    redis_url: str | None = None
+    telemetry: bool = True
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -33,7 +39,14 @@ class Settings:
         home = Path(env.get("MODELFLEET_HOME", str(DEFAULT_HOME)))
         url = env.get("MODELFLEET_DATABASE_URL") or f"sqlite:///{home / 'fleet.db'}"
         actor = env.get("MODELFLEET_ACTOR") or _login_name()
-        return cls(database_url=url, actor=actor, home=home)
+        return cls(
+            database_url=url,
+            actor=actor,
+            home=home,
+            region=env.get("MODELFLEET_REGION", "local"),
+            redis_url=env.get("MODELFLEET_REDIS_URL") or None,
+            telemetry=env.get("MODELFLEET_TELEMETRY", "on").lower() not in ("off", "0", "false"),
+        )
 
 
 def _login_name() -> str:

@@ -95,3 +95,16 @@ def test_the_password_is_not_shown_in_errors() -> None:
     with pytest.raises(StoreError) as info:
         open_store("postgresql+psycopg://postgres:hunter2@127.0.0.1:1/test")
     assert "hunter2" not in str(info.value)
+
+
+def test_migrations_create_exactly_the_tables_the_code_declares(database_url: str) -> None:
+    from alembic.autogenerate import compare_metadata
+    from alembic.runtime.migration import MigrationContext
+
+    from modelfleet.store.tables import metadata
+
+    store = open_store(database_url)
+    with store.engine.connect() as conn:
+        differences = compare_metadata(MigrationContext.configure(conn), metadata)
+    store.close()
+    assert differences == []

@@ -17,6 +17,7 @@ import numpy as np
 
 from modelfleet.config.schema import Feature
 from modelfleet.errors import InvalidInput
+from modelfleet.runtime.model import Outputs
 
 # Open Inference Protocol tensor datatypes of the dtypes a fleet file may declare.
 DATATYPES: Mapping[str, str] = {
@@ -144,7 +145,7 @@ def _tensor(tensor: Mapping[str, Any], feature: Feature) -> np.ndarray:
 
 
 def _array(data: Any, feature: Feature, shape: list[int], what: str) -> np.ndarray:
-    flat = _flatten(data, what)
+    flat = _flatten(data)
     size = math.prod(shape)
     if len(flat) != size:
         raise BadRequest(f"{what}: shape {shape} needs {size} values, got {len(flat)}")
@@ -153,7 +154,7 @@ def _array(data: Any, feature: Feature, shape: list[int], what: str) -> np.ndarr
     return np.asarray(flat, dtype=_NUMPY[feature.dtype]).reshape(shape)
 
 
-def _flatten(data: Any, what: str) -> list[Any]:
+def _flatten(data: Any) -> list[Any]:
     if not isinstance(data, list):
         return [data]
     out: list[Any] = []
@@ -187,3 +188,117 @@ def _check_value(value: Any, dtype: str, what: str) -> None:
             raise BadRequest(f"{what}: values must be numbers, got {value!r}")
         if not math.isfinite(value):
             raise BadRequest(f"{what}: values must be finite numbers, got {value!r}")
+
+
+def _outputs_v2(outputs: Outputs, labels: Sequence[str] | None) -> list[dict[str, Any]]:
+    n = len(outputs)
+    if labels is None:
+        values = outputs.predictions
+        datatype = "INT64" if values.dtype.kind in "biu" else "FP64"
+        return [{"name": "prediction", "shape": [n], "datatype": datatype, "data": values.tolist()}]
+    out: list[dict[str, Any]] = [
+        {
+            "name": "label",
+            "shape": [n],
+            "datatype": "BYTES",
+            "data": [labels[i] for i in outputs.predictions.tolist()],
+        },
+        {"name": "class", "shape": [n], "datatype": "INT64", "data": outputs.predictions.tolist()},
+    ]
+    if outputs.confidences is not None:
+        out.append(
+            {
+                "name": "confidence",
+                "shape": [n],
+                "datatype": "FP32",
+                "data": outputs.confidences.astype(float).tolist(),
+            }
+        )
+    if outputs.probabilities is not None:
+        p = outputs.probabilities
+        out.append(
+            {
+                "name": "probabilities",
+                "shape": list(p.shape),
+                "datatype": "FP32",
+                "data": p.astype(float).ravel().tolist(),
+            }
+        )
+    return out
+
+
+def output_names(labels: Sequence[str] | None) -> list[str]:
+    """The outputs a model answers with, for its metadata."""
+    return ["prediction"] if labels is None else ["label", "class", "confidence", "probabilities"]
+
+
+def render_v2(
+    body: Any,
+    request: InferRequest,
+    model: str,
+    version: str,
+    outputs: Outputs,
+    labels: Sequence[str] | None,
+) -> dict[str, Any]:
+    """An Open Inference Protocol v2 infer response, limited to the outputs the request named."""
+    tensors = _outputs_v2(outputs, labels)
+    wanted = body.get("outputs") if isinstance(body, dict) else None
+    if wanted is not None:
+        if not isinstance(wanted, list) or not all(
+            isinstance(w, dict) and isinstance(w.get("name"), str) for w in wanted
+        ):
+            raise BadRequest("'outputs' must be a list of objects with a 'name'")
+        names = [w["name"] for w in wanted]
+        known = {t["name"]: t for t in tensors}
+        unknown = [n for n in names if n not in known]
+        if unknown:
+            raise BadRequest(
+                f"unknown output(s) {', '.join(unknown)}; the model gives {', '.join(known)}"
+            )
+        tensors = [known[n] for n in names]
+    response: dict[str, Any] = {"model_name": model, "model_version": version, "outputs": tensors}
+    if request.id is not None:
+        response["id"] = request.id
+    return response
+
+
+def render_v1(
+    model: str, version: str, outputs: Outputs, labels: Sequence[str] | None
+) -> dict[str, Any]:
+    """The plain JSON response: predictions (labels for a classifier), confidences, version."""
+    predictions = outputs.predictions.tolist()
+    response: dict[str, Any] = {
+        "model": model,
+        "version": version,
+        "predictions": predictions if labels is None else [labels[i] for i in predictions],
+    }
+    if outputs.confidences is not None:
+        response["confidences"] = outputs.confidences.astype(float).tolist()
+    return response
+
+
+def metadata_v2(
+    model: str,
+    versions: Sequence[str],
+    platform: str,
+    features: Sequence[Feature],
+    labels: Sequence[str] | None,
+) -> dict[str, Any]:
+    """Model metadata as the v2 protocol's `GET /v2/models/{model}` gives it."""
+    n_classes = [len(labels)] if labels is not None else []
+    shapes = {"label": [-1], "class": [-1], "confidence": [-1], "probabilities": [-1, *n_classes]}
+    types = {"label": "BYTES", "class": "INT64", "confidence": "FP32", "probabilities": "FP32"}
+    outputs = [
+        {"name": name, "datatype": types.get(name, "FP64"), "shape": shapes.get(name, [-1])}
+        for name in output_names(labels)
+    ]
+    return {
+        "name": model,
+        "versions": list(versions),
+        "platform": platform,
+        "inputs": [
+            {"name": f.name, "datatype": DATATYPES[f.dtype], "shape": [-1, *f.shape]}
+            for f in features
+        ],
+        "outputs": outputs,
+    }

@@ -123,7 +123,7 @@ def verify_key(conn: Connection, plaintext: str) -> KeyRecord | None:
     row = conn.execute(select(api_keys).where(api_keys.c.prefix == match["prefix"])).first()
     if row is None or row.revoked_at is not None:
         return None
-    if not hmac.compare_digest(row.key_hash, _hash(row.salt, plaintext)):
+    if not StoredKey(row.prefix, row.tenant, row.salt, row.key_hash).matches(plaintext):
         return None
     return _record(row)
 
@@ -131,6 +131,32 @@ def verify_key(conn: Connection, plaintext: str) -> KeyRecord | None:
 def touch_key(conn: Connection, prefix: str, *, now: datetime) -> None:
     """Record that a key was used at `now` (the gateway batches these)."""
     conn.execute(update(api_keys).where(api_keys.c.prefix == prefix).values(last_used_at=now))
+
+
+@dataclass(frozen=True)
+class StoredKey:
+    """What the gateway needs to check a key without the store: never the key itself."""
+
+    prefix: str
+    tenant: str
+    salt: str
+    key_hash: str
+
+    def matches(self, plaintext: str) -> bool:
+        return hmac.compare_digest(self.key_hash, _hash(self.salt, plaintext))
+
+
+def active_keys(conn: Connection) -> list[StoredKey]:
+    """Every unrevoked key's prefix, tenant, salt and hash, for the gateway's in-memory table."""
+    query = select(api_keys.c.prefix, api_keys.c.tenant, api_keys.c.salt, api_keys.c.key_hash)
+    rows = conn.execute(query.where(api_keys.c.revoked_at.is_(None)))
+    return [StoredKey(r.prefix, r.tenant, r.salt, r.key_hash) for r in rows]
+
+
+def prefix_of_key(plaintext: str) -> str | None:
+    """The prefix of a well-formed key, or None."""
+    match = _KEY.match(plaintext)
+    return match["prefix"] if match else None
 
 
 def _hash(salt: str, plaintext: str) -> str:

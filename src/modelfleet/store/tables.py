@@ -128,3 +128,34 @@ audit_log = Table(
     Column("old", JSON, nullable=True),
     Column("new", JSON, nullable=True),
 )
+
+# Per-minute telemetry rollups, one row per (key, flush): rows of the same key merge by
+# addition when read, so concurrent workers and gateways never update each other's rows.
+rollups = Table(
+    "rollups",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("tenant", String(NAME), nullable=False),
+    Column("model", String(NAME), nullable=False),
+    Column("version", String(NAME), nullable=False),
+    Column("region", String(NAME), nullable=False),
+    Column("minute", UTCDateTime, nullable=False, index=True),
+    Column("payload", JSON, nullable=False),
+    Column("flushed_at", UTCDateTime, nullable=False),
+)
+
+# What the data plane found when it tried to serve a deployment's version.
+deployment_status = Table(
+    "deployment_status",
+    metadata,
+    Column(
+        "deployment",
+        String(NAME),
+        ForeignKey("deployments.name", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("version", String(NAME), nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("reason", Text, nullable=True),
+    Column("updated_at", UTCDateTime, nullable=False),
+)

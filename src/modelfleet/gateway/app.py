@@ -1,0 +1,341 @@
+"""The gateway's ASGI application: auth -> quota -> route -> batch -> runtime, with telemetry.
+
+A plain ASGI callable with a hand-written router: the hot path does the least work that is
+correct. Every inference request reads one immutable route table, takes one quota decision,
+waits on one micro-batch and records one rollup entry; it never touches the store.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable, Mapping, MutableMapping
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from functools import partial
+from typing import Any
+
+import orjson
+
+from modelfleet import __version__
+from modelfleet.clock import Clock
+from modelfleet.errors import InvalidInput, ServingError
+from modelfleet.gateway import protocol
+from modelfleet.gateway.errors import HTTPError, not_found, overloaded, too_many, unauthorized
+from modelfleet.gateway.quotas import TIER_QUOTAS, Quota, QuotaStore
+from modelfleet.gateway.routing import Route, RouteTable
+from modelfleet.registry.keys import prefix_of_key
+from modelfleet.runtime import Backend, MicroBatcher, VersionRef
+from modelfleet.telemetry.metrics import CONTENT_TYPE, GatewayMetrics
+from modelfleet.telemetry.rollup import RollupBuffer
+
+log = logging.getLogger(__name__)
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+
+JSON = [(b"content-type", b"application/json")]
+
+# Under overload a tier is shed once this worker's requests in flight pass this share of
+# `max_in_flight`: free customers wait first, enterprise customers last.
+SHED_AT: Mapping[str, float] = {"free": 0.5, "standard": 0.7, "premium": 0.85, "enterprise": 1.0}
+
+
+@dataclass(frozen=True)
+class GatewaySettings:
+    """How one gateway worker serves: region, limits, batching and telemetry."""
+
+    region: str = "local"
+    max_body_bytes: int = 1 << 20
+    max_batch_size: int = 32
+    max_wait_s: float = 0.002
+    replicas: int = 1
+    max_in_flight: int = 512
+    telemetry: bool = True
+    tier_quotas: Mapping[str, Quota] = field(default_factory=lambda: dict(TIER_QUOTAS))
+
+
+class Gateway:
+    """One worker's gateway: the ASGI app plus the state the control side publishes into it."""
+
+    def __init__(
+        self,
+        backend: Backend,
+        quotas: QuotaStore,
+        clock: Clock,
+        settings: GatewaySettings | None = None,
+        *,
+        timer: Callable[[], float] = time.perf_counter,
+    ) -> None:
+        self.backend = backend
+        self.quotas = quotas
+        self.clock = clock
+        self.settings = settings or GatewaySettings()
+        self.timer = timer
+        self.table = RouteTable()
+        self.ready = False
+        self.metrics = GatewayMetrics()
+        self.telemetry: RollupBuffer | None = RollupBuffer() if self.settings.telemetry else None
+        self.key_uses: dict[str, datetime] = {}  # prefix -> last use, flushed with telemetry
+        self._batchers: dict[VersionRef, MicroBatcher] = {}
+        self._version_in_flight: dict[VersionRef, int] = {}
+        self._in_flight = 0
+
+    # -- publishing routes (called by the refresher, off the hot path) ----------------------
+
+    async def publish(self, table: RouteTable) -> dict[str, tuple[str, str | None]]:
+        """Serve `table`. New versions are loaded before any route points at them; a route
+        whose version fails to load keeps its previous version. Returns each deployment's
+        (state, reason): "serving" or "failed"."""
+        failed: dict[VersionRef, str] = {}
+        for ref, spec in sorted(table.versions().items()):
+            version = VersionRef(*ref)
+            if version in self._batchers:
+                continue
+            try:
+                await asyncio.to_thread(self.backend.deploy, spec, self.settings.replicas)
+            except ServingError as exc:
+                failed[version] = str(exc)
+                log.warning("version %s failed to load: %s", version, exc)
+                continue
+            self._batchers[version] = MicroBatcher(
+                partial(self.backend.infer, version),
+                self.settings.max_batch_size,
+                self.settings.max_wait_s,
+                concurrency=self.settings.replicas,
+            )
+        routes: dict[tuple[str, str], Route] = {}
+        status: dict[str, tuple[str, str | None]] = {}
+        for key, route in table.routes.items():
+            version = route.version.ref
+            if version in self._batchers:
+                routes[key] = route
+                status.setdefault(route.deployment, ("serving", None))
+                continue
+            status[route.deployment] = ("failed", f"{version}: {failed.get(version)}")
+            previous = self.table.routes.get(key)
+            if previous is not None and previous.version.ref in self._batchers:
+                routes[key] = previous  # traffic stays where it was
+        self.table = replace(table, routes=routes)
+        self.ready = True
+        self.collect_unused()
+        return status
+
+    def collect_unused(self) -> None:
+        """Undeploy versions no route uses once their last request has finished."""
+        used = {r.version.ref for r in self.table.routes.values()}
+        for version in list(self._batchers):
+            if version not in used and not self._version_in_flight.get(version):
+                del self._batchers[version]
+                self.backend.undeploy(version)
+
+    # -- ASGI -------------------------------------------------------------------------------
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return
+        try:
+            status, headers, body = await self._dispatch(scope, receive)
+        except HTTPError as exc:
+            status, headers, body = exc.status, JSON + exc.headers, _error(exc.message)
+        except InvalidInput as exc:
+            status, headers, body = 400, JSON, _error(str(exc))
+        except Exception:
+            log.exception("unexpected error serving %s %s", scope["method"], scope["path"])
+            status, headers, body = 500, JSON, _error("internal error")
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+
+    async def _dispatch(
+        self, scope: Scope, receive: Receive
+    ) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
+        method, path = scope["method"], scope["path"]
+        parts = path.strip("/").split("/")
+        if parts[:2] == ["v2", "models"] and len(parts) >= 3:
+            return await self._model_route(method, parts[2:], scope, receive)
+        if parts[:2] == ["v1", "models"] and len(parts) == 4 and parts[3] == "predict":
+            _allow(method, "POST")
+            return await self._infer(scope, receive, parts[2], None, v1=True)
+        if path in ("/v2", "/v2/"):
+            _allow(method, "GET")
+            server = {"name": "modelfleet", "version": __version__, "extensions": []}
+            return 200, JSON, orjson.dumps(server)
+        if path == "/v2/health/live":
+            _allow(method, "GET")
+            return 200, JSON, b'{"live":true}'
+        if path == "/v2/health/ready":
+            _allow(method, "GET")
+            return (200 if self.ready else 503), JSON, orjson.dumps({"ready": self.ready})
+        if path == "/metrics":
+            _allow(method, "GET")
+            return 200, [(b"content-type", CONTENT_TYPE.encode())], self.metrics.exposition()
+        raise not_found(f"path {path!r}")
+
+    async def _model_route(
+        self, method: str, parts: list[str], scope: Scope, receive: Receive
+    ) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
+        model, rest = parts[0], parts[1:]
+        version = None
+        if len(rest) >= 2 and rest[0] == "versions":
+            version, rest = rest[1], rest[2:]
+        if rest == ["infer"]:
+            _allow(method, "POST")
+            return await self._infer(scope, receive, model, version, v1=False)
+        if rest in ([], ["ready"]):
+            _allow(method, "GET")
+            tenant, _ = self._authenticate(scope)
+            route = self._route(tenant, model, version)
+            spec = route.version
+            if rest == ["ready"]:
+                ready = self.backend.health(spec.ref).serving
+                return (200 if ready else 503), JSON, orjson.dumps({"name": model, "ready": ready})
+            meta = protocol.metadata_v2(
+                model, [spec.version], spec.format, spec.features, spec.labels
+            )
+            return 200, JSON, orjson.dumps(meta)
+        raise not_found(f"path {scope['path']!r}")
+
+    def _authenticate(self, scope: Scope) -> tuple[str, str]:
+        header = _header(scope, b"authorization")
+        if header is None or not header.startswith(b"Bearer "):
+            raise unauthorized("missing API key: send 'Authorization: Bearer <key>'")
+        key = header[7:].strip().decode("latin-1")
+        prefix = prefix_of_key(key)
+        stored = self.table.keys.get(prefix) if prefix is not None else None
+        if stored is None or not stored.matches(key):
+            self.metrics.rejections.labels("unauthorized").inc()
+            raise unauthorized("unknown or revoked API key")
+        return stored.tenant, stored.prefix
+
+    def _route(self, tenant: str, model: str, version: str | None) -> Route:
+        route = self.table.route(tenant, model, version)
+        if route is None:
+            self.metrics.rejections.labels("not_found").inc()
+            what = f"model {model!r}" + (f" version {version!r}" if version else "")
+            raise not_found(what)
+        return route
+
+    async def _infer(
+        self, scope: Scope, receive: Receive, model: str, version: str | None, *, v1: bool
+    ) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
+        start = self.timer()
+        tenant, prefix = self._authenticate(scope)
+        route = self._route(tenant, model, version)
+        spec = route.version
+        now = self.clock.now()
+        self.key_uses[prefix] = now
+        if self._in_flight >= self.settings.max_in_flight * SHED_AT.get(route.tier, 1.0):
+            self.metrics.rejections.labels("shed").inc()
+            raise overloaded()
+        quota = self.settings.tier_quotas[route.tier]
+        admission = await self.quotas.acquire(tenant, quota, now.timestamp())
+        if not admission.admitted:
+            self.metrics.rejections.labels(admission.reason).inc()
+            if self.telemetry is not None:
+                self.telemetry.record_rejection(
+                    tenant, model, spec.version, self.settings.region, now
+                )
+            raise too_many(
+                f"quota exceeded ({admission.reason}) for tenant {tenant!r}", admission.retry_after
+            )
+        self._enter(spec.ref)
+        status, confidences, rows = 500, None, 1
+        try:
+            body = await _read_body(scope, receive, self.settings.max_body_bytes)
+            payload = _parse_json(body)
+            parse = protocol.parse_v1 if v1 else protocol.parse_v2
+            request = parse(payload, spec.features)
+            rows = request.rows
+            outputs = await self._batchers[spec.ref].submit(request.inputs)
+            if v1:
+                response = protocol.render_v1(model, spec.version, outputs, spec.labels)
+            else:
+                response = protocol.render_v2(
+                    payload, request, model, spec.version, outputs, spec.labels
+                )
+            confidences = outputs.confidences
+            status = 200
+            return 200, JSON, orjson.dumps(response)
+        except HTTPError as exc:
+            status = exc.status
+            raise
+        except InvalidInput:
+            status = 400
+            raise
+        finally:
+            await self.quotas.release(tenant, admission.ticket)
+            self._leave(spec.ref)
+            latency = self.timer() - start
+            self.metrics.requests.labels(tenant, model, spec.version, str(status)).inc()
+            self.metrics.latency.labels(model).observe(latency)
+            if self.telemetry is not None:
+                self.telemetry.record(
+                    tenant,
+                    model,
+                    spec.version,
+                    self.settings.region,
+                    now,
+                    status,
+                    latency,
+                    confidences if status == 200 else None,
+                    rows=rows if status == 200 else 1,
+                )
+
+    def _enter(self, version: VersionRef) -> None:
+        self._in_flight += 1
+        self._version_in_flight[version] = self._version_in_flight.get(version, 0) + 1
+        self.metrics.in_flight.inc()
+
+    def _leave(self, version: VersionRef) -> None:
+        self._in_flight -= 1
+        self._version_in_flight[version] -= 1
+        self.metrics.in_flight.dec()
+
+
+def _allow(method: str, allowed: str) -> None:
+    if method != allowed:
+        raise HTTPError(
+            405, f"method {method} not allowed; use {allowed}", [(b"allow", allowed.encode())]
+        )
+
+
+def _header(scope: Scope, name: bytes) -> bytes | None:
+    for key, value in scope["headers"]:
+        if key == name:
+            return bytes(value)
+    return None
+
+
+async def _read_body(scope: Scope, receive: Receive, limit: int) -> bytes:
+    declared = _header(scope, b"content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise HTTPError(413, f"request body larger than {limit} bytes")
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise HTTPError(400, "client disconnected before sending the whole body")
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            raise HTTPError(413, f"request body larger than {limit} bytes")
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            return b"".join(chunks)
+
+
+def _parse_json(body: bytes) -> Any:
+    if not body:
+        raise HTTPError(400, "the request body is empty; send a JSON object")
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise HTTPError(400, f"malformed JSON: {exc}") from exc
+
+
+def _error(message: str) -> bytes:
+    return orjson.dumps({"error": message})

@@ -1,0 +1,203 @@
+"""Serving the gateway: ties a `Gateway` to the store and runs it under uvicorn.
+
+Beside the request path run two loops: the refresher checks the store's generation every
+half second and publishes a new route table when it changed (so a change is served within a
+second), and the flusher writes telemetry rollups every few seconds. At shutdown uvicorn stops
+accepting and finishes requests in flight; then the last rollups are flushed. A flush that
+fails (the store is unreachable) keeps its rollups and retries, so no acknowledged request
+goes missing from the rollups.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from datetime import datetime
+from typing import Any
+
+import uvicorn
+from sqlalchemy import delete, insert
+from sqlalchemy.exc import SQLAlchemyError
+
+from modelfleet.clock import Clock, SystemClock
+from modelfleet.errors import StoreError
+from modelfleet.gateway.app import Gateway, GatewaySettings, Receive, Scope, Send
+from modelfleet.gateway.quotas import LocalQuotas, QuotaStore, RedisQuotas
+from modelfleet.gateway.routing import load_route_table, store_generation
+from modelfleet.registry.keys import touch_key
+from modelfleet.runtime import LocalBackend
+from modelfleet.settings import Settings
+from modelfleet.store import Store, open_store
+from modelfleet.store.tables import deployment_status
+from modelfleet.telemetry.rollup import Rollup
+from modelfleet.telemetry.writer import write_rollups
+
+log = logging.getLogger(__name__)
+
+
+class GatewayServer:
+    """The ASGI app uvicorn runs: the gateway, plus the lifespan that feeds and flushes it."""
+
+    def __init__(
+        self,
+        gateway: Gateway,
+        store: Store,
+        clock: Clock,
+        *,
+        refresh_s: float = 0.5,
+        flush_s: float = 5.0,
+    ) -> None:
+        self.gateway = gateway
+        self.store = store
+        self.clock = clock
+        self.refresh_s = refresh_s
+        self.flush_s = flush_s
+        self._generation = -1
+        self._unflushed: list[Rollup] = []
+        self._tasks: list[asyncio.Task[None]] = []
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await self._lifespan(receive, send)
+        else:
+            await self.gateway(scope, receive, send)
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                try:
+                    await self.start()
+                except Exception as exc:  # report to uvicorn, which exits non-zero
+                    await send({"type": "lifespan.startup.failed", "message": str(exc)})
+                    return
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await self.stop()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    async def start(self) -> None:
+        await self.refresh()
+        self._tasks = [
+            asyncio.create_task(self._every(self.refresh_s, self.refresh)),
+            asyncio.create_task(self._every(self.flush_s, self.flush)),
+        ]
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        if not await self.flush():
+            log.error("could not flush %d rollups at shutdown", len(self._unflushed))
+        close = getattr(self.gateway.backend, "close", None)
+        if close is not None:
+            close()
+        self.store.close()
+
+    async def _every(self, seconds: float, action: Any) -> None:
+        while True:
+            await asyncio.sleep(seconds)
+            try:
+                await action()
+            except (StoreError, SQLAlchemyError) as exc:
+                log.warning("store unavailable, will retry: %s", exc)
+
+    async def refresh(self) -> None:
+        """Publish a new route table if the registry changed since the last look."""
+        generation = await asyncio.to_thread(self._read_generation)
+        if generation == self._generation:
+            self.gateway.collect_unused()
+            return
+        table = await asyncio.to_thread(self._read_table)
+        status = await self.gateway.publish(table)
+        await asyncio.to_thread(self._write_status, status, self.clock.now())
+        self._generation = table.generation
+
+    def _read_generation(self) -> int:
+        with self.store.begin() as conn:
+            return store_generation(conn)
+
+    def _read_table(self) -> Any:
+        with self.store.begin() as conn:
+            return load_route_table(conn)
+
+    def _write_status(self, status: dict[str, tuple[str, str | None]], now: datetime) -> None:
+        with self.store.begin() as conn:
+            for deployment, (state, reason) in status.items():
+                version = reason.split(":", 1)[0] if reason else ""
+                conn.execute(
+                    delete(deployment_status).where(deployment_status.c.deployment == deployment)
+                )
+                conn.execute(
+                    insert(deployment_status).values(
+                        deployment=deployment,
+                        version=version,
+                        state=state,
+                        reason=reason,
+                        updated_at=now,
+                    )
+                )
+
+    async def flush(self) -> bool:
+        """Write every rollup recorded so far; on failure keep them for the next try."""
+        if self.gateway.telemetry is not None:
+            self._unflushed.extend(self.gateway.telemetry.drain())
+        uses, self.gateway.key_uses = self.gateway.key_uses, {}
+        if not self._unflushed and not uses:
+            return True
+        pending = self._unflushed
+        try:
+            await asyncio.to_thread(self._write, pending, uses, self.clock.now())
+        except (StoreError, SQLAlchemyError) as exc:
+            log.warning("telemetry flush failed, keeping %d rollups: %s", len(pending), exc)
+            for prefix, at in uses.items():
+                self.gateway.key_uses.setdefault(prefix, at)
+            return False
+        self._unflushed = self._unflushed[len(pending) :]
+        return True
+
+    def _write(self, rollups: list[Rollup], uses: dict[str, datetime], now: datetime) -> None:
+        with self.store.begin() as conn:
+            write_rollups(conn, rollups, now=now)
+            for prefix, at in uses.items():
+                touch_key(conn, prefix, now=at)
+
+
+def create_app() -> GatewayServer:
+    """The application factory uvicorn calls in each worker process."""
+    settings = Settings.from_env()
+    clock = SystemClock()
+    store = open_store(settings.database_url)
+    quotas: QuotaStore
+    if settings.redis_url:
+        from redis.asyncio import Redis
+
+        quotas = RedisQuotas(Redis.from_url(settings.redis_url))
+    else:
+        quotas = LocalQuotas()
+    gateway = Gateway(
+        LocalBackend(),
+        quotas,
+        clock,
+        GatewaySettings(region=settings.region, telemetry=settings.telemetry),
+    )
+    return GatewayServer(gateway, store, clock)
+
+
+def serve(host: str, port: int, workers: int, log_level: str = "info") -> None:
+    """Run the gateway until SIGTERM or SIGINT; returns once it has shut down cleanly."""
+    uvicorn.run(
+        "modelfleet.gateway.server:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        lifespan="on",
+        log_level=log_level,
+        access_log=False,
+        timeout_graceful_shutdown=30,
+    )

@@ -1,0 +1,254 @@
+"""The gateway over real HTTP: every status code, tenant isolation, route changes under load,
+micro-batching, telemetry and /metrics."""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
+
+import numpy as np
+from prometheus_client.parser import text_string_to_metric_families
+
+from modelfleet.registry import revoke_key
+from modelfleet.telemetry.writer import read_rollups
+from tests.gateway.conftest import LABELS, Running, infer_body, wait_for
+
+
+def test_v2_infer_answers_with_the_models_predictions_and_echoes_the_id(gateway: Running) -> None:
+    rows = gateway.digits[:3]
+    with gateway.client("acme") as c:
+        r = c.post("/v2/models/digits/infer", json=infer_body(rows, "req-7"))
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert (body["id"], body["model_name"], body["model_version"]) == ("req-7", "digits", "v1")
+    outputs = {o["name"]: o for o in body["outputs"]}
+    expected = gateway.models["v1"].predict_proba(rows)  # type: ignore[attr-defined]
+    assert outputs["class"]["data"] == expected.argmax(axis=1).tolist()
+    assert outputs["label"]["data"] == [LABELS[i] for i in expected.argmax(axis=1)]
+    assert outputs["probabilities"]["shape"] == [3, 10]
+    np.testing.assert_allclose(outputs["confidence"]["data"], expected.max(axis=1), rtol=1e-6)
+
+
+def test_v2_infer_returns_only_the_outputs_asked_for(gateway: Running) -> None:
+    body = {**infer_body(gateway.digits[:1]), "outputs": [{"name": "label"}]}
+    with gateway.client("acme") as c:
+        r = c.post("/v2/models/digits/versions/v1/infer", json=body)
+        bad = c.post("/v2/models/digits/infer", json={**body, "outputs": [{"name": "logits"}]})
+    assert [o["name"] for o in r.json()["outputs"]] == ["label"]
+    assert bad.status_code == 400 and "unknown output(s) logits" in bad.json()["error"]
+
+
+def test_plain_json_predict_gives_labels_confidences_and_version(gateway: Running) -> None:
+    rows = gateway.digits[10:12]
+    with gateway.client("acme") as c:
+        r = c.post("/v1/models/digits/predict", json={"instances": rows.tolist()})
+    assert r.status_code == 200
+    body = r.json()
+    expected = gateway.models["v1"].predict(rows)  # type: ignore[attr-defined]
+    assert body["predictions"] == [LABELS[i] for i in expected]
+    assert body["version"] == "v1" and len(body["confidences"]) == 2
+
+
+def test_server_metadata_health_and_model_metadata(gateway: Running) -> None:
+    with gateway.client() as anonymous, gateway.client("acme") as acme:
+        assert anonymous.get("/v2").json()["name"] == "modelfleet"
+        assert anonymous.get("/v2/health/live").status_code == 200
+        assert anonymous.get("/v2/health/ready").json() == {"ready": True}
+        meta = acme.get("/v2/models/digits").json()
+        ready = acme.get("/v2/models/digits/versions/v1/ready")
+    assert meta["inputs"] == [{"name": "pixels", "datatype": "FP32", "shape": [-1, 64]}]
+    assert meta["versions"] == ["v1"] and meta["platform"] == "sklearn"
+    assert ready.status_code == 200 and ready.json()["ready"] is True
+
+
+def test_requests_without_a_valid_key_get_401(gateway: Running) -> None:
+    body = infer_body(gateway.digits[:1])
+    with gateway.client() as c:
+        missing = c.post("/v2/models/digits/infer", json=body)
+        wrong = c.post(
+            "/v2/models/digits/infer",
+            json=body,
+            headers={"Authorization": "Bearer mf_abcdefgh_" + "x" * 43},
+        )
+        garbage = c.post(
+            "/v2/models/digits/infer", json=body, headers={"Authorization": "Basic dXNlcg=="}
+        )
+    for r in (missing, wrong, garbage):
+        assert r.status_code == 401 and "error" in r.json()
+    assert missing.headers["www-authenticate"].startswith("Bearer")
+
+
+def test_a_revoked_key_is_refused_within_a_second(gateway: Running) -> None:
+    body = infer_body(gateway.digits[:1])
+    with gateway.client("acme") as c:
+        assert c.post("/v2/models/digits/infer", json=body).status_code == 200
+        prefix = gateway.keys["acme"].split("_")[1]
+        with gateway.store.begin() as conn:
+            revoke_key(conn, prefix, actor="test", now=datetime.now(UTC))
+        wait_for(
+            lambda: c.post("/v2/models/digits/infer", json=body).status_code == 401, timeout=1.5
+        )
+
+
+def test_a_model_not_deployed_for_a_tenant_is_404_exactly_like_a_missing_one(
+    gateway: Running,
+) -> None:
+    body = infer_body(gateway.digits[:1])
+    with gateway.client("carol") as carol, gateway.client("acme") as acme:
+        hidden = carol.post("/v2/models/digits/infer", json=body)
+        missing = carol.post("/v2/models/nonexistent/infer", json=body)
+        hidden_meta = carol.get("/v2/models/digits")
+        other_version = acme.post("/v2/models/digits/versions/v2/infer", json=body)
+    assert hidden.status_code == missing.status_code == hidden_meta.status_code == 404
+    assert hidden.json()["error"] == "model 'digits' not found"
+    assert missing.json()["error"] == "model 'nonexistent' not found"
+    assert other_version.status_code == 404
+
+
+def test_bad_requests_get_4xx_with_a_message_never_500(gateway: Running) -> None:
+    rows = gateway.digits[:1]
+    good = infer_body(rows)
+    tensor = good["inputs"][0]  # type: ignore[index]
+    cases = {
+        "malformed JSON": (b"{not json", 400, "malformed JSON"),
+        "empty body": (b"", 400, "empty"),
+        "NaN literal": (
+            b'{"inputs":[{"name":"pixels","shape":[1,64],"datatype":"FP32","data":[NaN]}]}',
+            400,
+            "malformed JSON",
+        ),
+        "wrong name": ({"inputs": [{**tensor, "name": "image"}]}, 400, "unknown input 'image'"),
+        "wrong shape": ({"inputs": [{**tensor, "shape": [1, 63]}]}, 400, "shape must be [n, 64]"),
+        "wrong datatype": (
+            {"inputs": [{**tensor, "datatype": "INT64"}]},
+            400,
+            "datatype must be FP32",
+        ),
+        "huge number": (
+            b'{"inputs":[{"name":"pixels","shape":[1,1],"datatype":"FP32","data":[1e999]}]}',
+            400,
+            "",
+        ),
+        "too large": (b"{" + b" " * (2 << 20) + b"}", 413, "larger than"),
+    }
+    with gateway.client("acme") as c:
+        for name, (body, status, message) in cases.items():
+            if isinstance(body, bytes):
+                r = c.post(
+                    "/v2/models/digits/infer",
+                    content=body,
+                    headers={"content-type": "application/json"},
+                )
+            else:
+                r = c.post("/v2/models/digits/infer", json=body)
+            assert r.status_code == status, (name, r.text)
+            assert message in r.json()["error"], name
+        assert c.get("/v2/models/digits/infer").status_code == 405
+        assert c.get("/nowhere").status_code == 404
+        assert c.post("/v2/models/digits/infer", json=good).status_code == 200
+
+
+def test_a_tenant_over_its_quota_gets_429_with_retry_after(gateway: Running) -> None:
+    body = infer_body(gateway.digits[:1])
+    with gateway.client("bolt") as c:
+        codes = [c.post("/v2/models/digits/infer", json=body) for _ in range(6)]
+    assert [r.status_code for r in codes[:3]] == [200, 200, 200]  # the free tier's burst here
+    refused = [r for r in codes if r.status_code == 429]
+    assert refused and int(refused[0].headers["retry-after"]) >= 1
+    assert "quota exceeded" in refused[0].json()["error"]
+    with gateway.client("acme") as c:  # another tenant is not affected
+        assert c.post("/v2/models/digits/infer", json=body).status_code == 200
+
+
+def test_micro_batched_results_are_identical_to_unbatched_ones(gateway: Running) -> None:
+    rows = gateway.digits[:64]
+    expected = gateway.models["v1"].predict_proba(rows)  # type: ignore[attr-defined]
+    with gateway.client("acme") as c, ThreadPoolExecutor(16) as pool:
+        responses = list(
+            pool.map(
+                lambda i: c.post("/v2/models/digits/infer", json=infer_body(rows[i : i + 1])),
+                range(64),
+            )
+        )
+    for i, r in enumerate(responses):
+        outputs = {o["name"]: o for o in r.json()["outputs"]}
+        assert outputs["class"]["data"] == [int(expected[i].argmax())]
+        # float32 matrix products round differently with the batch's size: equal to float32 precision
+        np.testing.assert_allclose(
+            outputs["probabilities"]["data"], expected[i], rtol=1e-5, atol=1e-7
+        )
+
+
+def test_a_route_change_is_served_within_a_second_and_fails_no_request(gateway: Running) -> None:
+    body = infer_body(gateway.digits[:1])
+    change = (
+        gateway.fleet_dir.joinpath("fleet.yaml")
+        .read_text()
+        .replace("stable_version: v1", "stable_version: v2")
+    )
+
+    def hammer(_: int) -> list[tuple[int, str]]:
+        seen = []
+        with gateway.client("acme") as c:
+            for _ in range(40):
+                r = c.post("/v2/models/digits/infer", json=body)
+                seen.append((r.status_code, r.json().get("model_version", "")))
+        return seen
+
+    with ThreadPoolExecutor(4) as pool:
+        load = pool.map(hammer, range(4))
+        gateway.apply(change)
+        results = [x for batch in load for x in batch]
+    assert {code for code, _ in results} == {200}
+    with gateway.client("acme") as c:
+        wait_for(
+            lambda: c.post("/v2/models/digits/infer", json=body).json()["model_version"] == "v2",
+            timeout=1.5,
+        )
+
+
+def test_every_acknowledged_request_is_in_the_rollups_after_shutdown(gateway: Running) -> None:
+    body = infer_body(gateway.digits[:2])
+    with gateway.client("acme") as c:
+        ok = sum(c.post("/v2/models/digits/infer", json=body).status_code == 200 for _ in range(25))
+        bad = sum(
+            c.post("/v2/models/digits/infer", content=b"{").status_code == 400 for _ in range(3)
+        )
+    import asyncio
+
+    asyncio.run(gateway.server.flush())
+    now = datetime.now(UTC)
+    with gateway.store.begin() as conn:
+        rollups = read_rollups(
+            conn, since=now - timedelta(minutes=5), until=now + timedelta(minutes=1), tenant="acme"
+        )
+    statuses = {k: sum(r.status[k] for r in rollups.values()) for k in ("2xx", "4xx", "5xx")}
+    assert statuses == {"2xx": ok, "4xx": bad, "5xx": 0}
+    assert sum(r.rows for r in rollups.values()) == 2 * ok + bad
+    assert all(k.region == "eu-west" and k.version == "v1" for k in rollups)
+
+
+def test_metrics_are_valid_prometheus_text(gateway: Running) -> None:
+    with gateway.client("acme") as c:
+        c.post("/v2/models/digits/infer", json=infer_body(gateway.digits[:1]))
+        c.post("/v2/models/digits/infer", content=b"{")
+    with gateway.client("bolt") as c:
+        for _ in range(5):
+            c.post("/v2/models/digits/infer", json=infer_body(gateway.digits[:1]))
+    with gateway.client() as c:
+        text = c.get("/metrics").text
+    families = {f.name: f for f in text_string_to_metric_families(text)}
+    requests = {
+        (s.labels["tenant"], s.labels["code"]): s.value
+        for s in families["modelfleet_requests"].samples
+        if s.name == "modelfleet_requests_total"
+    }
+    assert requests[("acme", "200")] == 1 and requests[("acme", "400")] == 1
+    assert families["modelfleet_request_duration_seconds"].type == "histogram"
+    assert "modelfleet_requests_in_flight" in families
+    rejections = {
+        s.labels["reason"]: s.value
+        for s in families["modelfleet_rejections"].samples
+        if s.name.endswith("_total")
+    }
+    assert rejections["rate"] >= 1
