@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import signal
 from datetime import datetime
 from typing import Any
 
@@ -190,6 +191,10 @@ def create_app() -> GatewayServer:
 
 def serve(host: str, port: int, workers: int, log_level: str = "info") -> None:
     """Run the gateway until SIGTERM or SIGINT; returns once it has shut down cleanly."""
+    # uvicorn re-raises the signal that stopped it once it has shut down; with these no-op
+    # handlers in place that ends nothing, so a clean shutdown exits 0 as scripts expect.
+    for stop in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(stop, lambda signum, frame: None)
     uvicorn.run(
         "modelfleet.gateway.server:create_app",
         factory=True,
