@@ -108,7 +108,8 @@ def start_gateway(
 ) -> tuple[str, GatewayServer, uvicorn.Server, threading.Thread]:
     clock = SystemClock()
     gateway = Gateway(LocalBackend(), quotas or LocalQuotas(), clock, settings)
-    app = GatewayServer(gateway, store, clock, refresh_s=0.1, flush_s=0.2)
+    # Tests flush explicitly (and at shutdown); a background flush would race with them.
+    app = GatewayServer(gateway, store, clock, refresh_s=0.1, flush_s=3600)
     port = _free_port()
     config = uvicorn.Config(app, host="127.0.0.1", port=port, lifespan="on", log_level="warning")
     server = uvicorn.Server(config)

@@ -10,6 +10,7 @@ import numpy as np
 from prometheus_client.parser import text_string_to_metric_families
 
 from modelfleet.registry import revoke_key
+from modelfleet.runtime import VersionRef
 from modelfleet.telemetry.writer import read_rollups
 from tests.gateway.conftest import LABELS, Running, infer_body, wait_for
 
@@ -252,3 +253,140 @@ def test_metrics_are_valid_prometheus_text(gateway: Running) -> None:
         if s.name.endswith("_total")
     }
     assert rejections["rate"] >= 1
+
+
+def test_a_version_that_fails_to_load_marks_its_deployment_failed_and_traffic_stays(
+    gateway: Running,
+) -> None:
+    from sqlalchemy import select
+
+    from modelfleet.store.tables import deployment_status
+
+    (gateway.fleet_dir / "v3.joblib").write_bytes(b"not a model at all")
+    gateway.apply(
+        "kind: ModelVersion\nmetadata: {name: v3}\nspec: {model: digits, artifact: v3.joblib, format: sklearn}\n"
+        "---\nkind: Deployment\nmetadata: {name: digits}\n"
+        "spec: {model: digits, tenants: [acme, bolt], stable_version: v3}\n"
+    )
+
+    def status() -> tuple[str, str | None] | None:
+        with gateway.store.begin() as conn:
+            row = conn.execute(
+                select(deployment_status).where(deployment_status.c.deployment == "digits")
+            ).first()
+        return None if row is None else (row.state, row.reason)
+
+    wait_for(lambda: (status() or ("",))[0] == "failed", timeout=3)
+    state, reason = status()  # type: ignore[misc]
+    assert reason is not None and "digits/v3" in reason
+    with gateway.client("acme") as c:
+        r = c.post("/v2/models/digits/infer", json=infer_body(gateway.digits[:1]))
+    assert r.status_code == 200 and r.json()["model_version"] == "v1"
+
+
+def test_an_artifact_changed_on_disk_after_registration_is_refused(gateway: Running) -> None:
+    # v2 is registered with its hash; then someone overwrites the file in place.
+    (gateway.fleet_dir / "v2.joblib").write_bytes(
+        (gateway.fleet_dir / "v1.joblib").read_bytes() + b"\0"
+    )
+    gateway.apply(
+        "kind: Deployment\nmetadata: {name: digits}\nspec: {model: digits, tenants: [acme, bolt], stable_version: v2}\n"
+    )
+    with gateway.client("acme") as c:
+        wait_for(
+            lambda: gateway.server.gateway.backend.health(_ref("v2")).state == "failed", timeout=3
+        )
+        assert "sha256" in (gateway.server.gateway.backend.health(_ref("v2")).reason or "")
+        assert (
+            c.post("/v2/models/digits/infer", json=infer_body(gateway.digits[:1])).json()[
+                "model_version"
+            ]
+            == "v1"
+        )
+
+
+def _ref(version: str) -> VersionRef:
+    return VersionRef("digits", version)
+
+
+def _count(gateway: Running, table_name: str) -> int:
+    from sqlalchemy import func, select
+
+    from modelfleet.store import tables
+
+    with gateway.store.begin() as conn:
+        return int(
+            conn.execute(select(func.count()).select_from(getattr(tables, table_name))).scalar_one()
+        )
+
+
+def test_rollups_survive_a_failed_flush_and_land_with_the_next(gateway: Running) -> None:
+    import asyncio
+
+    from sqlalchemy import text
+
+    with gateway.store.begin() as conn:
+        conn.execute(
+            text(
+                "CREATE TRIGGER down BEFORE INSERT ON rollups BEGIN SELECT RAISE(ABORT, 'store down'); END"
+            )
+        )
+    with gateway.client("acme") as c:
+        ok = sum(
+            c.post("/v2/models/digits/infer", json=infer_body(gateway.digits[:1])).status_code
+            == 200
+            for _ in range(7)
+        )
+    assert asyncio.run(gateway.server.flush()) is False
+    assert _count(gateway, "rollups") == 0
+    with gateway.store.begin() as conn:
+        conn.execute(text("DROP TRIGGER down"))
+    assert asyncio.run(gateway.server.flush()) is True
+    now = datetime.now(UTC)
+    with gateway.store.begin() as conn:
+        rollups = read_rollups(
+            conn, since=now - timedelta(minutes=5), until=now + timedelta(minutes=1)
+        )
+    assert sum(r.status["2xx"] for r in rollups.values()) == ok == 7
+
+
+def test_a_share_of_requests_and_every_low_confidence_one_is_kept_whole(gateway: Running) -> None:
+    import asyncio
+    from dataclasses import replace
+
+    from sqlalchemy import select
+
+    from modelfleet.store.tables import samples
+
+    served = gateway.server.gateway
+    served.settings = replace(served.settings, sample_rate=0.0, low_confidence=0.0)
+    with gateway.client("acme") as c:
+        c.post("/v2/models/digits/infer", json=infer_body(gateway.digits[:1]))
+        served.settings = replace(served.settings, low_confidence=1.01)  # every row is "low"
+        c.post("/v2/models/digits/infer", json=infer_body(gateway.digits[1:3], "kept"))
+    asyncio.run(gateway.server.flush())
+    with gateway.store.begin() as conn:
+        rows = conn.execute(select(samples)).all()
+    assert len(rows) == 1
+    [row] = rows
+    assert (row.tenant, row.model, row.version, row.reason) == (
+        "acme",
+        "digits",
+        "v1",
+        "low_confidence",
+    )
+    assert np.asarray(row.inputs["pixels"]).shape == (2, 64)
+    assert row.outputs["id"] == "kept"
+
+
+def test_key_use_is_recorded_for_keys_list(gateway: Running) -> None:
+    import asyncio
+
+    from modelfleet.registry import list_keys
+
+    with gateway.client("acme") as c:
+        c.post("/v2/models/digits/infer", json=infer_body(gateway.digits[:1]))
+    asyncio.run(gateway.server.flush())
+    with gateway.store.begin() as conn:
+        used = {k.tenant: k.last_used_at for k in list_keys(conn)}
+    assert used["acme"] is not None and used["carol"] is None

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
 import time
 from collections.abc import Awaitable, Callable, Mapping, MutableMapping
 from dataclasses import dataclass, field, replace
@@ -55,6 +56,9 @@ class GatewaySettings:
     replicas: int = 1
     max_in_flight: int = 512
     telemetry: bool = True
+    sample_rate: float = 0.01  # share of requests kept whole, for review and debugging
+    low_confidence: float = 0.5  # requests with a row under this confidence are always kept
+    max_samples: int = 1000  # kept between two flushes at most
     tier_quotas: Mapping[str, Quota] = field(default_factory=lambda: dict(TIER_QUOTAS))
 
 
@@ -69,6 +73,7 @@ class Gateway:
         settings: GatewaySettings | None = None,
         *,
         timer: Callable[[], float] = time.perf_counter,
+        rng: random.Random | None = None,
     ) -> None:
         self.backend = backend
         self.quotas = quotas
@@ -80,6 +85,8 @@ class Gateway:
         self.metrics = GatewayMetrics()
         self.telemetry: RollupBuffer | None = RollupBuffer() if self.settings.telemetry else None
         self.key_uses: dict[str, datetime] = {}  # prefix -> last use, flushed with telemetry
+        self.samples: list[dict[str, Any]] = []  # flushed with telemetry
+        self._rng = rng or random.Random()
         self._batchers: dict[VersionRef, MicroBatcher] = {}
         self._version_in_flight: dict[VersionRef, int] = {}
         self._in_flight = 0
@@ -257,6 +264,7 @@ class Gateway:
                     payload, request, model, spec.version, outputs, spec.labels
                 )
             confidences = outputs.confidences
+            self._sample(tenant, spec.ref, now, request.inputs, response, confidences)
             status = 200
             return 200, JSON, orjson.dumps(response)
         except HTTPError as exc:
@@ -283,6 +291,36 @@ class Gateway:
                     confidences if status == 200 else None,
                     rows=rows if status == 200 else 1,
                 )
+
+    def _sample(
+        self,
+        tenant: str,
+        version: VersionRef,
+        now: datetime,
+        inputs: Mapping[str, Any],
+        response: Mapping[str, Any],
+        confidences: Any,
+    ) -> None:
+        if not self.settings.telemetry or len(self.samples) >= self.settings.max_samples:
+            return
+        if confidences is not None and float(confidences.min()) < self.settings.low_confidence:
+            reason = "low_confidence"
+        elif self._rng.random() < self.settings.sample_rate:
+            reason = "sampled"
+        else:
+            return
+        self.samples.append(
+            {
+                "tenant": tenant,
+                "model": version.model,
+                "version": version.version,
+                "region": self.settings.region,
+                "at": now,
+                "reason": reason,
+                "inputs": {name: array.tolist() for name, array in inputs.items()},
+                "outputs": dict(response),
+            }
+        )
 
     def _enter(self, version: VersionRef) -> None:
         self._in_flight += 1

@@ -11,9 +11,9 @@ goes missing from the rollups.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import signal
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any
 
@@ -32,7 +32,7 @@ from modelfleet.settings import Settings
 from modelfleet.store import Store, open_store
 from modelfleet.store.tables import deployment_status
 from modelfleet.telemetry.rollup import Rollup
-from modelfleet.telemetry.writer import write_rollups
+from modelfleet.telemetry.writer import write_rollups, write_samples
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +57,7 @@ class GatewayServer:
         self._generation = -1
         self._unflushed: list[Rollup] = []
         self._tasks: list[asyncio.Task[None]] = []
+        self._stopping = asyncio.Event()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -87,11 +88,10 @@ class GatewayServer:
         ]
 
     async def stop(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        # The loops finish what they are doing rather than being cancelled mid-write: a flush
+        # cut off after its rows were committed would otherwise be written twice.
+        self._stopping.set()
+        await asyncio.gather(*self._tasks)
         if not await self.flush():
             log.error("could not flush %d rollups at shutdown", len(self._unflushed))
         close = getattr(self.gateway.backend, "close", None)
@@ -99,13 +99,15 @@ class GatewayServer:
             close()
         self.store.close()
 
-    async def _every(self, seconds: float, action: Any) -> None:
-        while True:
-            await asyncio.sleep(seconds)
+    async def _every(self, seconds: float, action: Callable[[], Awaitable[object]]) -> None:
+        while not self._stopping.is_set():
             try:
-                await action()
-            except (StoreError, SQLAlchemyError) as exc:
-                log.warning("store unavailable, will retry: %s", exc)
+                await asyncio.wait_for(self._stopping.wait(), timeout=seconds)
+            except TimeoutError:
+                try:
+                    await action()
+                except (StoreError, SQLAlchemyError) as exc:
+                    log.warning("store unavailable, will retry: %s", exc)
 
     async def refresh(self) -> None:
         """Publish a new route table if the registry changed since the last look."""
@@ -148,22 +150,31 @@ class GatewayServer:
         if self.gateway.telemetry is not None:
             self._unflushed.extend(self.gateway.telemetry.drain())
         uses, self.gateway.key_uses = self.gateway.key_uses, {}
-        if not self._unflushed and not uses:
+        samples, self.gateway.samples = self.gateway.samples, []
+        pending, self._unflushed = self._unflushed, []
+        if not pending and not uses and not samples:
             return True
-        pending = self._unflushed
         try:
-            await asyncio.to_thread(self._write, pending, uses, self.clock.now())
+            await asyncio.to_thread(self._write, pending, uses, samples, self.clock.now())
         except (StoreError, SQLAlchemyError) as exc:
             log.warning("telemetry flush failed, keeping %d rollups: %s", len(pending), exc)
+            self._unflushed[:0] = pending
+            self.gateway.samples[:0] = samples
             for prefix, at in uses.items():
                 self.gateway.key_uses.setdefault(prefix, at)
             return False
-        self._unflushed = self._unflushed[len(pending) :]
         return True
 
-    def _write(self, rollups: list[Rollup], uses: dict[str, datetime], now: datetime) -> None:
+    def _write(
+        self,
+        rollups: list[Rollup],
+        uses: dict[str, datetime],
+        samples: list[dict[str, Any]],
+        now: datetime,
+    ) -> None:
         with self.store.begin() as conn:
             write_rollups(conn, rollups, now=now)
+            write_samples(conn, samples)
             for prefix, at in uses.items():
                 touch_key(conn, prefix, now=at)
 

@@ -159,3 +159,19 @@ deployment_status = Table(
     Column("reason", Text, nullable=True),
     Column("updated_at", UTCDateTime, nullable=False),
 )
+
+# Raw requests kept for review and debugging: a configured share of all, and every
+# low-confidence one. Bounded per flush, so a flood cannot fill the store.
+samples = Table(
+    "samples",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("tenant", String(NAME), nullable=False),
+    Column("model", String(NAME), nullable=False),
+    Column("version", String(NAME), nullable=False),
+    Column("region", String(NAME), nullable=False),
+    Column("at", UTCDateTime, nullable=False, index=True),
+    Column("reason", String(32), nullable=False),
+    Column("inputs", JSON, nullable=False),
+    Column("outputs", JSON, nullable=False),
+)

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import Connection, insert, select
 
 from modelfleet.store.tables import rollups as rollups_table
+from modelfleet.store.tables import samples as samples_table
 from modelfleet.telemetry.rollup import Rollup, RollupKey, merge_all
 
 
@@ -51,3 +53,10 @@ def read_rollups(
     if model is not None:
         query = query.where(t.c.model == model)
     return merge_all(Rollup.from_dict(payload) for payload in conn.execute(query).scalars())
+
+
+def write_samples(conn: Connection, samples: list[dict[str, Any]]) -> int:
+    """Insert raw request samples (as `Gateway` keeps them); returns how many."""
+    if samples:
+        conn.execute(insert(samples_table), samples)
+    return len(samples)

@@ -1,4 +1,4 @@
-"""telemetry rollups and deployment status
+"""telemetry rollups, request samples and deployment status
 
 Revision ID: 0002
 Revises: 0001
@@ -29,6 +29,21 @@ def upgrade() -> None:
     with op.batch_alter_table("rollups", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_rollups_minute"), ["minute"], unique=False)
     op.create_table(
+        "samples",
+        sa.Column("id", sa.Integer(), autoincrement=True, nullable=False),
+        sa.Column("tenant", sa.String(length=63), nullable=False),
+        sa.Column("model", sa.String(length=63), nullable=False),
+        sa.Column("version", sa.String(length=63), nullable=False),
+        sa.Column("region", sa.String(length=63), nullable=False),
+        sa.Column("at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("reason", sa.String(length=32), nullable=False),
+        sa.Column("inputs", sa.JSON(), nullable=False),
+        sa.Column("outputs", sa.JSON(), nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_samples")),
+    )
+    with op.batch_alter_table("samples", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_samples_at"), ["at"], unique=False)
+    op.create_table(
         "deployment_status",
         sa.Column("deployment", sa.String(length=63), nullable=False),
         sa.Column("version", sa.String(length=63), nullable=False),
@@ -47,6 +62,9 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_table("deployment_status")
+    with op.batch_alter_table("samples", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_samples_at"))
+    op.drop_table("samples")
     with op.batch_alter_table("rollups", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_rollups_minute"))
     op.drop_table("rollups")
