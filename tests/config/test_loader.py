@@ -192,6 +192,13 @@ INVALID = [
         id="not-a-mapping",
     ),
     pytest.param("# nothing here\n", "fleet.yaml:1:1: the file declares no resources", id="empty"),
+    pytest.param(
+        "kind: Model\nmetadata: {name: m}\nspec:\n  input: {features: [{name: x, dtype: bool}]}\n"
+        "  output: {labels: [maybe, no]}\n",
+        "fleet.yaml:5:28: spec.output.labels[1]: Input should be a valid string; "
+        "YAML read this as false: put it in quotes",
+        id="yaml-boolean-label",
+    ),
 ]
 
 

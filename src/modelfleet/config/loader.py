@@ -312,6 +312,9 @@ def _message(err: Mapping[str, Any]) -> str:
             "starting and ending with a letter or digit"
         )
     msg = str(err["msg"])
+    if err["type"] == "string_type" and isinstance(err.get("input"), bool):
+        # YAML 1.1 reads yes/no/on/off/true/false unquoted as booleans
+        msg += f"; YAML read this as {str(err['input']).lower()}: put it in quotes"
     return msg.removeprefix("Value error, ")
 
 
