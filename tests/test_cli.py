@@ -176,3 +176,31 @@ def test_an_unreachable_store_exits_1_with_a_message(cli, monkeypatch: pytest.Mo
 def test_usage_errors_exit_2(cli) -> None:  # type: ignore[no-untyped-def]
     assert cli("frobnicate")[0] == 2
     assert cli("apply")[0] == 2  # -f is required
+
+
+def test_stats_summarises_rollups_per_tenant_and_model(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from datetime import UTC, datetime
+
+    from modelfleet.store import open_store
+    from modelfleet.telemetry.rollup import RollupBuffer
+    from modelfleet.telemetry.writer import write_rollups
+
+    now = datetime.now(UTC)
+    buffer = RollupBuffer()
+    for i in range(100):
+        buffer.record("acme", "digits", "v1", "eu", now, 200 if i < 98 else 503, 0.001 * (i + 1))
+    buffer.record("bolt", "digits", "v1", "eu", now, 404, 0.002)
+    buffer.record_rejection("bolt", "digits", "v1", "eu", now)
+    store = open_store(f"sqlite:///{tmp_path / 'home' / 'fleet.db'}")
+    with store.begin() as conn:
+        write_rollups(conn, buffer.drain(), now=now)
+    store.close()
+    code, out, _ = cli("stats", "-o", "json")
+    assert code == 0
+    acme, bolt = json.loads(out)
+    assert (acme["tenant"], acme["requests"], acme["error_rate"]) == ("acme", 100, 0.02)
+    assert abs(acme["p50_s"] - 0.050) <= 0.050 * 0.011  # the sketch's 1 % relative error
+    assert abs(acme["p99_s"] - 0.099) <= 0.099 * 0.011
+    assert (bolt["client_errors"], bolt["rejected"]) == (1, 1)
+    code, out, _ = cli("stats", "--tenant", "acme")
+    assert code == 0 and "acme" in out and "bolt" not in out and "P99 ms" in out
