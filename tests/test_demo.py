@@ -1,0 +1,58 @@
+"""`modelfleet demo` on the real example: trains nothing itself, applies, issues keys, exits 0."""
+
+from __future__ import annotations
+
+import importlib.util
+import shutil
+from pathlib import Path
+
+import pytest
+
+from modelfleet.cli import main
+
+EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "retail-vision"
+
+
+@pytest.fixture(scope="module")
+def trained_example(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A copy of the example with its models trained by its own script."""
+    root = tmp_path_factory.mktemp("retail-vision")
+    shutil.copy(EXAMPLE / "fleet.yaml", root / "fleet.yaml")
+    spec = importlib.util.spec_from_file_location("retail_vision_train", EXAMPLE / "train.py")
+    assert spec is not None and spec.loader is not None
+    train = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(train)
+    train.train(root / "artifacts")
+    return root
+
+
+def test_demo_applies_the_example_and_exits_0(
+    trained_example: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setenv("MODELFLEET_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("COLUMNS", "200")
+    for _ in range(2):  # a second run starts again from a fresh store
+        with pytest.raises(SystemExit) as info:
+            main(["demo", "--example", str(trained_example)])
+        assert info.value.code in (0, None)
+        out = capsys.readouterr().out
+        assert "9 created, 0 changed, 0 unchanged" in out
+        assert "0 created, 0 changed, 9 unchanged" in out
+        assert "9 resources registered, 4 API keys" in out
+        for tenant in ("acme-grocers", "bayside-market", "corner-deli", "dune-foods"):
+            assert tenant in out
+    assert (tmp_path / "home" / "demo" / "fleet.db").exists()
+
+
+def test_demo_without_trained_models_says_how_to_train_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("MODELFLEET_HOME", str(tmp_path / "home"))
+    shutil.copy(EXAMPLE / "fleet.yaml", tmp_path / "fleet.yaml")
+    with pytest.raises(SystemExit) as info:
+        main(["demo", "--example", str(tmp_path)])
+    assert info.value.code == 2
+    assert "train.py" in capsys.readouterr().err
