@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import socket
-import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -13,7 +12,6 @@ import httpx
 import joblib
 import numpy as np
 import pytest
-import uvicorn
 from sklearn.datasets import load_digits
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
@@ -23,7 +21,7 @@ from modelfleet.clock import SystemClock
 from modelfleet.config import load_fleet
 from modelfleet.gateway.app import Gateway, GatewaySettings
 from modelfleet.gateway.quotas import LocalQuotas, Quota, QuotaStore
-from modelfleet.gateway.server import GatewayServer
+from modelfleet.gateway.server import GatewayServer, ServingThread
 from modelfleet.registry import apply_fleet, create_key
 from modelfleet.runtime import LocalBackend
 from modelfleet.store import Store, open_store
@@ -105,22 +103,13 @@ def _free_port() -> int:
 
 def start_gateway(
     store: Store, settings: GatewaySettings, quotas: QuotaStore | None = None
-) -> tuple[str, GatewayServer, uvicorn.Server, threading.Thread]:
+) -> tuple[str, GatewayServer, ServingThread]:
     clock = SystemClock()
     gateway = Gateway(LocalBackend(), quotas or LocalQuotas(), clock, settings)
     # Tests flush explicitly (and at shutdown); a background flush would race with them.
     app = GatewayServer(gateway, store, clock, refresh_s=0.1, flush_s=3600)
-    port = _free_port()
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, lifespan="on", log_level="warning")
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("the gateway did not start")
-        time.sleep(0.02)
-    return f"http://127.0.0.1:{port}", app, server, thread
+    serving = ServingThread(app)
+    return serving.start(), app, serving
 
 
 @pytest.fixture
@@ -141,7 +130,7 @@ def gateway(tmp_path: Path, digits_models: Path) -> Iterator[Running]:
         "standard": Quota(rate=100_000, burst=100_000, max_in_flight=1000),
         "free": Quota(rate=1, burst=3, max_in_flight=2),
     }
-    url, app, server, thread = start_gateway(
+    url, app, serving = start_gateway(
         store, GatewaySettings(region="eu-west", tier_quotas=quotas)
     )
     data = load_digits().data.astype(np.float32)
@@ -149,9 +138,8 @@ def gateway(tmp_path: Path, digits_models: Path) -> Iterator[Running]:
     try:
         yield Running(url, store, app, keys, tmp_path, data, models)
     finally:
-        server.should_exit = True
-        thread.join(timeout=30)
-        assert not thread.is_alive(), "the gateway did not shut down"
+        serving.stop(timeout=30)
+        assert not serving.thread.is_alive(), "the gateway did not shut down"
 
 
 def infer_body(rows: np.ndarray, request_id: str | None = None) -> dict[str, object]:

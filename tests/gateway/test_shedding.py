@@ -64,11 +64,16 @@ def test_the_free_tier_is_shed_before_enterprise(tmp_path: Path) -> None:
         keys = {t: create_key(conn, t, actor="test", now=now).plaintext for t in ("big", "small")}
     plenty = Quota(rate=1000, burst=1000, max_in_flight=100)
     settings = GatewaySettings(max_in_flight=4, tier_quotas={"enterprise": plenty, "free": plenty})
-    url, _, server, thread = start_gateway(store, settings)
+    url, _, serving = start_gateway(store, settings)
     codes: dict[str, list[int]] = {"big": [], "small": []}
 
     def call(tenant: str) -> None:
-        r = httpx.post(f"{url}/v2/models/slow/infer", json=BODY, headers={"Authorization": f"Bearer {keys[tenant]}"}, timeout=30)
+        r = httpx.post(
+            f"{url}/v2/models/slow/infer",
+            json=BODY,
+            headers={"Authorization": f"Bearer {keys[tenant]}"},
+            timeout=30,
+        )
         codes[tenant].append(r.status_code)
         if r.status_code == 503:
             assert r.headers["retry-after"] == "1" and "overloaded" in r.json()["error"]
@@ -85,8 +90,7 @@ def test_the_free_tier_is_shed_before_enterprise(tmp_path: Path) -> None:
         for t in busy:
             t.join()
     finally:
-        server.should_exit = True
-        thread.join(timeout=30)
+        serving.stop(timeout=30)
     assert codes["small"] == [503]
     assert codes["big"] == [200, 200, 200, 200]
 

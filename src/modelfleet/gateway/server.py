@@ -13,6 +13,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+import threading
+import time
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any
@@ -179,10 +181,8 @@ class GatewayServer:
                 touch_key(conn, prefix, now=at)
 
 
-def create_app() -> GatewayServer:
-    """The application factory uvicorn calls in each worker process."""
-    settings = Settings.from_env()
-    clock = SystemClock()
+def build_server(settings: Settings, clock: Clock, **loops: float) -> GatewayServer:
+    """A gateway on the settings' store, with quotas in Redis when one is configured."""
     store = open_store(settings.database_url)
     quotas: QuotaStore
     if settings.redis_url:
@@ -197,7 +197,38 @@ def create_app() -> GatewayServer:
         clock,
         GatewaySettings(region=settings.region, telemetry=settings.telemetry),
     )
-    return GatewayServer(gateway, store, clock)
+    return GatewayServer(gateway, store, clock, **loops)
+
+
+def create_app() -> GatewayServer:
+    """The application factory uvicorn calls in each worker process."""
+    return build_server(Settings.from_env(), SystemClock())
+
+
+class ServingThread:
+    """A gateway served by uvicorn on a background thread of this process (demo and tests)."""
+
+    def __init__(self, app: GatewayServer, host: str = "127.0.0.1", port: int = 0) -> None:
+        config = uvicorn.Config(app, host=host, port=port, lifespan="on", log_level="warning")
+        self.app = app
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, name="gateway", daemon=True)
+
+    def start(self, timeout: float = 60.0) -> str:
+        """Start serving; returns the base URL once the gateway accepts requests."""
+        self.thread.start()
+        deadline = time.monotonic() + timeout
+        while not self.server.started:
+            if time.monotonic() > deadline or not self.thread.is_alive():
+                raise StoreError("the gateway did not start; see the log above")
+            time.sleep(0.02)
+        host, port = self.server.servers[0].sockets[0].getsockname()[:2]
+        return f"http://{host}:{port}"
+
+    def stop(self, timeout: float = 60.0) -> None:
+        """Shut down as on SIGTERM: finish requests in flight, flush telemetry."""
+        self.server.should_exit = True
+        self.thread.join(timeout)
 
 
 def serve(host: str, port: int, workers: int, log_level: str = "info") -> None:
