@@ -1,4 +1,4 @@
-"""`modelfleet demo` on the real example: trains nothing itself, applies, issues keys, exits 0."""
+"""`modelfleet demo` on the real example: applies it, issues keys, serves traffic, exits 0."""
 
 from __future__ import annotations
 
@@ -36,12 +36,15 @@ def test_demo_applies_the_example_and_exits_0(
     monkeypatch.setenv("COLUMNS", "200")
     for _ in range(2):  # a second run starts again from a fresh store
         with pytest.raises(SystemExit) as info:
-            main(["demo", "--example", str(trained_example)])
+            main(["demo", "--example", str(trained_example), "--seconds", "2"])
         assert info.value.code in (0, None)
         out = capsys.readouterr().out
         assert "9 created, 0 changed, 0 unchanged" in out
         assert "0 created, 0 changed, 9 unchanged" in out
         assert "9 resources registered, 4 API keys" in out
+        assert "refused over quota, 0 failed." in out  # the free tenant asks for twice its quota
+        served = int(out.split("audit entries; ")[1].split(" requests served")[0])
+        assert served > 100
         for tenant in ("acme-grocers", "bayside-market", "corner-deli", "dune-foods"):
             assert tenant in out
     assert (tmp_path / "home" / "demo" / "fleet.db").exists()

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import signal
 import sys
+from collections.abc import Mapping
 from datetime import timedelta
 from enum import StrEnum
 from pathlib import Path
@@ -15,6 +16,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.live import Live
 from rich.table import Table
 
 from modelfleet import __version__
@@ -36,9 +38,17 @@ from modelfleet.registry import (
 )
 from modelfleet.registry.keys import KeyRecord
 from modelfleet.settings import Settings
-from modelfleet.sim.demo import EXAMPLE, run_demo
+from modelfleet.sim.demo import (
+    EXAMPLE,
+    demo_loads,
+    drive_traffic,
+    prepare_demo,
+    recorded_stats,
+    start_demo_gateway,
+)
+from modelfleet.sim.traffic import Tally
 from modelfleet.store import Store, current_revision, head_revision, open_store, upgrade
-from modelfleet.telemetry.summary import summarize
+from modelfleet.telemetry.summary import Summary, summarize
 from modelfleet.telemetry.writer import read_rollups
 
 EXIT_OK, EXIT_FAILURE, EXIT_INVALID = 0, 1, 2
@@ -194,12 +204,16 @@ def _listing(kind: Kind, found: list[Registered], versions: list[Registered]) ->
             n = sum(1 for v in versions if _owner(v) == r.resource.name)
             table.add_row(r.resource.name, inputs, output, str(n))
     elif kind is Kind.versions:
-        table = Table("MODEL", "VERSION", "FORMAT", "SHA256", "REGISTERED", "NOTES", box=None)
+        table = Table("MODEL", "VERSION", "FORMAT", "SHA256", "REGISTERED", box=None)
+        table.add_column("NOTES", overflow="ellipsis", no_wrap=True, max_width=40)
+        for column in table.columns[:5]:
+            column.no_wrap = True
         for r in found:
             assert isinstance(r.resource, ModelVersion)
             v = r.resource.spec
             sha = (r.artifact_sha256 or "")[:12]
-            table.add_row(v.model, r.resource.name, v.format, sha, _when(r.created_at), v.notes)
+            registered = r.created_at.strftime("%Y-%m-%d %H:%M")
+            table.add_row(v.model, r.resource.name, v.format, sha, registered, v.notes)
     else:
         table = Table("NAME", "MODEL", "TENANTS", "STABLE VERSION", box=None)
         for r in found:
@@ -339,6 +353,11 @@ def stats(
     if output is Output.json:
         _print_json(rows)
         return
+    out.print(_stats_table(summaries, window_s))
+    out.print(f"since {since:%Y-%m-%d %H:%M} UTC ({window_s:.0f} s)")
+
+
+def _stats_table(summaries: list[Summary], window_s: float) -> Table:
     table = Table("TENANT", "MODEL", "REQUESTS", "REQ/S", "5XX %", "4XX", "REJECTED", box=None)
     for q in (50, 95, 99):
         table.add_column(f"P{q} ms", justify="right")
@@ -354,8 +373,7 @@ def stats(
             str(s.status["rejected"]),
             *ms,
         )
-    out.print(table)
-    out.print(f"since {since:%Y-%m-%d %H:%M} UTC ({window_s:.0f} s)")
+    return table
 
 
 def _millis(seconds: float | None) -> str:
@@ -376,8 +394,9 @@ def db_upgrade() -> None:
 @app.command()
 def demo(
     stay: Annotated[
-        bool, typer.Option("--stay", help="keep running afterwards, for a person to explore")
+        bool, typer.Option("--stay", help="keep the gateway running afterwards, to explore")
     ] = False,
+    seconds: Annotated[float, typer.Option(min=1, help="how long tenants send traffic")] = 8.0,
     example: Annotated[Path, typer.Option(help="the example to run")] = EXAMPLE,
 ) -> None:
     """Show modelfleet at work on the example fleet; prints a summary and exits 0."""
@@ -385,10 +404,11 @@ def demo(
     database = settings.home / "demo" / "fleet.db"
     out.rule("[bold]modelfleet demo: retail-vision")
     out.print(
-        "A retailer's product-recognition model serves several customers (tenants) of different\n"
-        f"tiers and regions. Applying {example / 'fleet.yaml'} to a fresh store at {database}:\n"
+        "A retailer's product-recognition model serves four shops (tenants) of different tiers\n"
+        f"and regions. 1. Apply {example / 'fleet.yaml'} to a fresh store at {database}:\n"
     )
-    report = run_demo(example, database, actor=settings.actor, now=clock.now())
+    started = clock.now()
+    report = prepare_demo(example, database, actor=settings.actor, now=started)
     _changes_table(report.first_apply, dry_run=False)
     out.print("\nApplying the same file again changes nothing:")
     counts = {a: sum(1 for c in report.second_apply if c.action is a) for a in Action}
@@ -399,24 +419,86 @@ def demo(
     out.print(
         "\n[bold]API keys[/] (one per tenant; the store keeps only a salted hash and the prefix)"
     )
-    with report.store.begin() as conn:
-        keys = list_keys(conn)
-        entries = latest(conn, limit=1000)
     table = Table("PREFIX", "TENANT", box=None)
-    for k in keys:
+    for k in report.keys:
         table.add_row(k.prefix, k.tenant)
     out.print(table)
-    out.rule("summary")
+
+    out.rule("2. the gateway serves every tenant")
+    serving = start_demo_gateway(settings, database, clock)
+    url = f"{serving.url}"
+    rates = ", ".join(f"{load.tenant} {load.rate:.0f}/s" for load in demo_loads(report))
+    out.print(f"Gateway at {url}. Each tenant sends one-row requests over HTTP: {rates}.")
     out.print(
-        f"{len(report.state.resources)} resources registered, {len(keys)} API keys, "
-        f"{len(entries)} audit entries.\nExplore it: MODELFLEET_HOME={database.parent} modelfleet get tenants"
+        "dune-foods is on the free tier (5 requests/s): the gateway answers its excess with 429.\n"
     )
-    report.store.close()
+    with Live(_traffic_table({}, 0.0), console=out, refresh_per_second=4) as live:
+        tallies = drive_traffic(
+            url,
+            report,
+            example,
+            seconds=seconds,
+            on_progress=lambda t, elapsed: live.update(_traffic_table(t, elapsed)),
+        )
+    serving.flush()
+    out.print("\nWhat the gateway's telemetry recorded in the store (`modelfleet stats`):")
+    summaries = recorded_stats(
+        report.store,
+        since=started.replace(second=0, microsecond=0),
+        until=clock.now() + timedelta(minutes=1),
+    )
+    out.print(_stats_table(summaries, seconds))
+
+    out.rule("summary")
+    served = sum(t.codes[200] for t in tallies.values())
+    refused = sum(t.codes[429] for t in tallies.values())
+    failed = sum(
+        n for t in tallies.values() for code, n in t.codes.items() if code not in (200, 429)
+    )
+    with report.store.begin() as conn:
+        entries = latest(conn, limit=1000)
+    out.print(
+        f"{len(report.state.resources)} resources registered, {len(report.keys)} API keys, "
+        f"{len(entries)} audit entries; {served} requests served, {refused} refused over quota, "
+        f"{failed} failed.\nExplore it: MODELFLEET_HOME={database.parent} modelfleet get tenants"
+    )
     if stay:
-        out.print("--stay: the demo store stays; press Ctrl-C to end.")
+        key = report.keys[0]
+        out.print(
+            f"\n--stay: the gateway keeps serving at {url}. Try it as {key.tenant}:\n"
+            f"  curl -s {url}/v1/models/product-recognizer/predict "
+            f"-H 'Authorization: Bearer {key.plaintext}' "
+            '-d \'{"instances": [[0,0,5,13,9,1,0,0,0,0,13,15,10,15,5,0,0,3,15,2,0,11,8,0,0,4,12,0,0,8,8,0,'
+            "0,5,8,0,0,9,8,0,0,4,11,0,1,12,7,0,0,2,14,5,10,12,0,0,0,0,6,13,10,0,0,0]]}'\n"
+            "Press Ctrl-C to stop."
+        )
         ending = {signal.SIGINT, signal.SIGTERM}
         signal.pthread_sigmask(signal.SIG_BLOCK, ending)
         signal.sigwait(ending)
+        serving.stop()
+    report.store.close()
+    if failed:
+        raise ModelfleetError(f"{failed} demo requests failed; see the log above")
+
+
+def _traffic_table(tallies: Mapping[str, Tally], elapsed: float) -> Table:
+    table = Table("TENANT", "SENT", "200", "429", "OTHER", "REQ/S", "P50 ms", "P99 ms", box=None)
+    for t in tallies.values():
+        other = t.sent - t.codes[200] - t.codes[429]
+        rate = t.sent / elapsed if elapsed else 0.0
+        p50, p99 = (_millis(t.latency.quantile(q)) for q in (0.5, 0.99))
+        table.add_row(
+            t.tenant,
+            str(t.sent),
+            str(t.codes[200]),
+            str(t.codes[429]),
+            str(other),
+            f"{rate:.1f}",
+            p50,
+            p99,
+        )
+    table.caption = f"{elapsed:.1f} s"
+    return table
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -67,6 +67,7 @@ class Running:
     url: str
     store: Store
     server: GatewayServer
+    serving: ServingThread
     keys: dict[str, str]
     fleet_dir: Path
     digits: np.ndarray
@@ -130,13 +131,11 @@ def gateway(tmp_path: Path, digits_models: Path) -> Iterator[Running]:
         "standard": Quota(rate=100_000, burst=100_000, max_in_flight=1000),
         "free": Quota(rate=1, burst=3, max_in_flight=2),
     }
-    url, app, serving = start_gateway(
-        store, GatewaySettings(region="eu-west", tier_quotas=quotas)
-    )
+    url, app, serving = start_gateway(store, GatewaySettings(region="eu-west", tier_quotas=quotas))
     data = load_digits().data.astype(np.float32)
     models = {v: joblib.load(digits_models / f"{v}.joblib") for v in ("v1", "v2")}
     try:
-        yield Running(url, store, app, keys, tmp_path, data, models)
+        yield Running(url, store, app, serving, keys, tmp_path, data, models)
     finally:
         serving.stop(timeout=30)
         assert not serving.thread.is_alive(), "the gateway did not shut down"

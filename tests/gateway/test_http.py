@@ -215,9 +215,7 @@ def test_every_acknowledged_request_is_in_the_rollups_after_shutdown(gateway: Ru
         bad = sum(
             c.post("/v2/models/digits/infer", content=b"{").status_code == 400 for _ in range(3)
         )
-    import asyncio
-
-    asyncio.run(gateway.server.flush())
+    gateway.serving.flush()
     now = datetime.now(UTC)
     with gateway.store.begin() as conn:
         rollups = read_rollups(
@@ -321,8 +319,6 @@ def _count(gateway: Running, table_name: str) -> int:
 
 
 def test_rollups_survive_a_failed_flush_and_land_with_the_next(gateway: Running) -> None:
-    import asyncio
-
     from sqlalchemy import text
 
     with gateway.store.begin() as conn:
@@ -337,11 +333,11 @@ def test_rollups_survive_a_failed_flush_and_land_with_the_next(gateway: Running)
             == 200
             for _ in range(7)
         )
-    assert asyncio.run(gateway.server.flush()) is False
+    assert gateway.serving.flush() is False
     assert _count(gateway, "rollups") == 0
     with gateway.store.begin() as conn:
         conn.execute(text("DROP TRIGGER down"))
-    assert asyncio.run(gateway.server.flush()) is True
+    assert gateway.serving.flush() is True
     now = datetime.now(UTC)
     with gateway.store.begin() as conn:
         rollups = read_rollups(
@@ -351,7 +347,6 @@ def test_rollups_survive_a_failed_flush_and_land_with_the_next(gateway: Running)
 
 
 def test_a_share_of_requests_and_every_low_confidence_one_is_kept_whole(gateway: Running) -> None:
-    import asyncio
     from dataclasses import replace
 
     from sqlalchemy import select
@@ -364,7 +359,7 @@ def test_a_share_of_requests_and_every_low_confidence_one_is_kept_whole(gateway:
         c.post("/v2/models/digits/infer", json=infer_body(gateway.digits[:1]))
         served.settings = replace(served.settings, low_confidence=1.01)  # every row is "low"
         c.post("/v2/models/digits/infer", json=infer_body(gateway.digits[1:3], "kept"))
-    asyncio.run(gateway.server.flush())
+    gateway.serving.flush()
     with gateway.store.begin() as conn:
         rows = conn.execute(select(samples)).all()
     assert len(rows) == 1
@@ -380,13 +375,11 @@ def test_a_share_of_requests_and_every_low_confidence_one_is_kept_whole(gateway:
 
 
 def test_key_use_is_recorded_for_keys_list(gateway: Running) -> None:
-    import asyncio
-
     from modelfleet.registry import list_keys
 
     with gateway.client("acme") as c:
         c.post("/v2/models/digits/infer", json=infer_body(gateway.digits[:1]))
-    asyncio.run(gateway.server.flush())
+    gateway.serving.flush()
     with gateway.store.begin() as conn:
         used = {k.tenant: k.last_used_at for k in list_keys(conn)}
     assert used["acme"] is not None and used["carol"] is None

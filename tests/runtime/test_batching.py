@@ -9,6 +9,7 @@ from typing import Any, TypeVar
 
 import numpy as np
 import pytest
+import uvloop
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from sklearn.linear_model import LogisticRegression
@@ -51,8 +52,24 @@ def request(first: int, rows: int, width: int = 3) -> Batch:
     return {"x": x}
 
 
+LOOPS: dict[str, Callable[[], asyncio.AbstractEventLoop]] = {
+    "asyncio": asyncio.new_event_loop,
+    "uvloop": uvloop.new_event_loop,  # what uvicorn runs the gateway on
+}
+_loop_factory: list[Callable[[], asyncio.AbstractEventLoop]] = [asyncio.new_event_loop]
+
+
+@pytest.fixture(autouse=True, params=sorted(LOOPS))
+def event_loop_kind(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Every batching test runs on the standard event loop and on uvloop."""
+    _loop_factory[0] = LOOPS[request.param]
+    yield
+    _loop_factory[0] = asyncio.new_event_loop
+
+
 def run(main: Callable[[], Coroutine[Any, Any, T]]) -> T:
-    return asyncio.run(main())
+    with asyncio.Runner(loop_factory=_loop_factory[0]) as runner:
+        return runner.run(main())
 
 
 async def turns(n: int) -> None:
@@ -323,3 +340,45 @@ def test_batching_a_real_model_on_a_local_backend_matches_direct_predictions(
         [r.probabilities for r in results if r.probabilities is not None]
     )
     np.testing.assert_allclose(probabilities, classifier.predict_proba(digits.x[:64]), rtol=1e-9)
+
+
+def test_requests_queued_behind_a_busy_backend_raise_nothing_in_the_loop() -> None:
+    held = asyncio.Event()
+    calls: list[int] = []
+
+    async def infer(batch: Batch) -> Outputs:
+        calls.append(len(batch["x"]))
+        if len(calls) == 1:
+            await held.wait()
+        return compute(batch)
+
+    async def main() -> list[dict[str, Any]]:
+        loop = asyncio.get_running_loop()
+        problems: list[dict[str, Any]] = []
+        loop.set_exception_handler(lambda _, context: problems.append(context))
+        batcher = MicroBatcher(infer, max_batch_size=32, max_wait_s=0.05)
+        first = asyncio.ensure_future(batcher.submit(request(0, 1)))
+        await turns(3)
+        queued = [asyncio.ensure_future(batcher.submit(request(i, 1))) for i in range(1, 4)]
+        await turns(3)  # each arrival re-checks the armed timer
+        held.set()
+        await asyncio.gather(first, *queued)
+        return problems
+
+    assert run(main) == []
+    assert calls == [1, 3]
+
+
+def test_a_timer_armed_for_a_deadline_already_past_can_be_rearmed() -> None:
+    # uvloop answers call_at for a past deadline with a plain Handle, which has no when();
+    # under load the batcher meets this when re-checking its timer.
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        batcher = MicroBatcher(lambda batch: asyncio.sleep(0, compute(batch)), max_wait_s=0.01)
+        batcher._bind(loop)
+        batcher._arm(loop.time() - 1.0)
+        batcher._arm(loop.time() - 1.0)
+        batcher._arm(loop.time() + 1.0)
+        batcher._disarm()
+
+    run(main)

@@ -60,6 +60,7 @@ class GatewayServer:
         self._unflushed: list[Rollup] = []
         self._tasks: list[asyncio.Task[None]] = []
         self._stopping = asyncio.Event()
+        self.loop: asyncio.AbstractEventLoop | None = None  # the loop serving, once started
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -83,6 +84,7 @@ class GatewayServer:
                 return
 
     async def start(self) -> None:
+        self.loop = asyncio.get_running_loop()
         await self.refresh()
         self._tasks = [
             asyncio.create_task(self._every(self.refresh_s, self.refresh)),
@@ -213,6 +215,7 @@ class ServingThread:
         self.app = app
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, name="gateway", daemon=True)
+        self.url = ""
 
     def start(self, timeout: float = 60.0) -> str:
         """Start serving; returns the base URL once the gateway accepts requests."""
@@ -223,7 +226,14 @@ class ServingThread:
                 raise StoreError("the gateway did not start; see the log above")
             time.sleep(0.02)
         host, port = self.server.servers[0].sockets[0].getsockname()[:2]
-        return f"http://{host}:{port}"
+        self.url = f"http://{host}:{port}"
+        return self.url
+
+    def flush(self, timeout: float = 60.0) -> bool:
+        """Flush telemetry now, on the gateway's own loop (safe from any thread)."""
+        assert self.app.loop is not None, "the gateway has not started"
+        done = asyncio.run_coroutine_threadsafe(self.app.flush(), self.app.loop)
+        return done.result(timeout)
 
     def stop(self, timeout: float = 60.0) -> None:
         """Shut down as on SIGTERM: finish requests in flight, flush telemetry."""

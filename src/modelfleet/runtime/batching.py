@@ -87,6 +87,7 @@ class MicroBatcher:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._pump_scheduled = False
         self._timer: asyncio.TimerHandle | None = None
+        self._timer_deadline: float | None = None
         self._tasks: set[asyncio.Task[None]] = set()
 
     async def submit(self, batch: Batch) -> Outputs:
@@ -158,19 +159,23 @@ class MicroBatcher:
     def _arm(self, deadline: float) -> None:
         assert self._loop is not None
         if self._timer is not None:
-            if self._timer.when() == deadline:
+            # The deadline is kept beside the handle: uvloop's timer handles have no when().
+            if self._timer_deadline == deadline:
                 return
             self._timer.cancel()
         self._timer = self._loop.call_at(deadline, self._on_deadline, deadline)
+        self._timer_deadline = deadline
 
     def _disarm(self) -> None:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
+            self._timer_deadline = None
 
     def _on_deadline(self, deadline: float) -> None:
         assert self._loop is not None
         self._timer = None
+        self._timer_deadline = None
         # A timer may fire a clock tick early; its deadline counts as reached all the same.
         self._pump(max(self._loop.time(), deadline))
 

@@ -1,4 +1,5 @@
-"""The demo scenario: the example fleet applied to a fresh store, with a key per tenant.
+"""The demo scenario: the example fleet applied to a fresh store, a key per tenant, and the
+gateway serving each tenant's traffic over real HTTP.
 
 Later issues extend it until it shows the whole system at work. It returns what happened;
 the CLI decides how to show it.
@@ -6,15 +7,25 @@ the CLI decides how to show it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import asyncio
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 
-from modelfleet.config import load_fleet
+import numpy as np
+
+from modelfleet.clock import Clock
+from modelfleet.config import Tenant, load_fleet
 from modelfleet.errors import InvalidInput
+from modelfleet.gateway.server import ServingThread, build_server
 from modelfleet.registry import Change, IssuedKey, apply_fleet, create_key, load_state
 from modelfleet.registry.resources import FleetState
+from modelfleet.settings import Settings
+from modelfleet.sim.traffic import Tally, TenantLoad, send_traffic
 from modelfleet.store import Store, open_store
+from modelfleet.telemetry.summary import Summary, summarize
+from modelfleet.telemetry.writer import read_rollups
 
 EXAMPLE = Path("examples/retail-vision")
 
@@ -29,7 +40,31 @@ class DemoReport:
     state: FleetState
 
 
-def run_demo(example: Path, database: Path, *, actor: str, now: datetime) -> DemoReport:
+# Requests per second each tier sends; the free tenant asks for twice its quota of 5/s, so the
+# demo shows 429s with Retry-After while the others are served.
+DEMO_RATES = {"enterprise": 120.0, "premium": 60.0, "standard": 30.0, "free": 10.0}
+
+
+def demo_loads(report: DemoReport) -> list[TenantLoad]:
+    """Each tenant's traffic in the demo, by its tier."""
+    tiers = {
+        r.resource.name: r.resource.spec.tier
+        for r in report.state.of_kind(Tenant)
+        if isinstance(r.resource, Tenant)
+    }
+    return [
+        TenantLoad(k.tenant, k.plaintext, DEMO_RATES[tiers[k.tenant]], clients=4)
+        for k in report.keys
+    ]
+
+
+def reference_rows(example: Path) -> np.ndarray:
+    """The example's reference images: production-like input for the demo's traffic."""
+    with np.load(example / "artifacts" / "reference.npz") as data:
+        return np.asarray(data["pixels"], dtype=np.float32)
+
+
+def prepare_demo(example: Path, database: Path, *, actor: str, now: datetime) -> DemoReport:
     """Apply `example/fleet.yaml` to a new SQLite store at `database`, twice, and issue keys."""
     fleet_file = example / "fleet.yaml"
     if not fleet_file.is_file():
@@ -54,3 +89,39 @@ def run_demo(example: Path, database: Path, *, actor: str, now: datetime) -> Dem
             for t in sorted(fleet.tenants, key=lambda t: t.name)
         ]
     return DemoReport(store, fleet_file, first, second, keys, state)
+
+
+def start_demo_gateway(settings: Settings, database: Path, clock: Clock) -> ServingThread:
+    """The gateway on the demo's store, on a free loopback port, flushing every second."""
+    demo_settings = replace(settings, database_url=f"sqlite:///{database}")
+    serving = ServingThread(build_server(demo_settings, clock, flush_s=1.0))
+    serving.start()
+    return serving
+
+
+def drive_traffic(
+    url: str,
+    report: DemoReport,
+    example: Path,
+    *,
+    seconds: float,
+    on_progress: Callable[[Mapping[str, Tally], float], None] | None = None,
+) -> dict[str, Tally]:
+    """Every tenant's traffic for `seconds`, through the gateway at `url`."""
+    return asyncio.run(
+        send_traffic(
+            url,
+            "product-recognizer",
+            demo_loads(report),
+            reference_rows(example),
+            seconds=seconds,
+            on_progress=on_progress,
+        )
+    )
+
+
+def recorded_stats(store: Store, *, since: datetime, until: datetime) -> list[Summary]:
+    """What the gateway's telemetry recorded in the store, per tenant and model."""
+    with store.begin() as conn:
+        rollups = read_rollups(conn, since=since, until=until)
+    return summarize(rollups.values())
