@@ -358,7 +358,11 @@ def stats(
 
 
 def _stats_table(summaries: list[Summary], window_s: float) -> Table:
-    table = Table("TENANT", "MODEL", "REQUESTS", "REQ/S", "5XX %", "4XX", "REJECTED", box=None)
+    table = Table(box=None)
+    table.add_column("TENANT", no_wrap=True)
+    table.add_column("MODEL", overflow="ellipsis", no_wrap=True, max_width=20)
+    for header in ("REQS", "REQ/S", "5XX%", "4XX", "429"):
+        table.add_column(header, justify="right")
     for q in (50, 95, 99):
         table.add_column(f"P{q} ms", justify="right")
     for s in summaries:
@@ -441,6 +445,7 @@ def demo(
             on_progress=lambda t, elapsed: live.update(_traffic_table(t, elapsed)),
         )
     serving.flush()
+    out.print("(latency as the demo's clients saw it, sharing this process with the gateway)")
     out.print("\nWhat the gateway's telemetry recorded in the store (`modelfleet stats`):")
     summaries = recorded_stats(
         report.store,
