@@ -50,7 +50,7 @@ spec:
 ---
 kind: ModelVersion
 metadata: {name: v1}
-spec: {model: digits, artifact: v1.joblib, format: sklearn}
+spec: {model: digits, artifact: v1.joblib, format: sklearn, reference_data: reference.npz}
 ---
 kind: ModelVersion
 metadata: {name: v2}
@@ -93,6 +93,7 @@ def digits_models(tmp_path_factory: pytest.TempPathFactory) -> Path:
     v2 = make_pipeline(StandardScaler(), LogisticRegression(C=0.05, max_iter=3000)).fit(x, y)
     joblib.dump(v1, d / "v1.joblib")
     joblib.dump(v2, d / "v2.joblib")
+    np.savez(d / "reference.npz", pixels=x[:500], label=y[:500])
     return d
 
 
@@ -115,7 +116,7 @@ def start_gateway(
 
 @pytest.fixture
 def gateway(tmp_path: Path, digits_models: Path) -> Iterator[Running]:
-    for name in ("v1.joblib", "v2.joblib"):
+    for name in ("v1.joblib", "v2.joblib", "reference.npz"):
         (tmp_path / name).write_bytes((digits_models / name).read_bytes())
     (tmp_path / "fleet.yaml").write_text(FLEET)
     store = open_store(f"sqlite:///{tmp_path / 'fleet.db'}")

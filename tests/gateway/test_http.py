@@ -383,3 +383,30 @@ def test_key_use_is_recorded_for_keys_list(gateway: Running) -> None:
     with gateway.store.begin() as conn:
         used = {k.tenant: k.last_used_at for k in list_keys(conn)}
     assert used["acme"] is not None and used["carol"] is None
+
+
+def test_rollups_histogram_every_input_element_on_the_reference_deciles(gateway: Running) -> None:
+    rows = gateway.digits[:6]
+    with gateway.client("acme") as c:
+        assert c.post("/v2/models/digits/infer", json=infer_body(rows)).status_code == 200
+        assert c.post("/v2/models/digits/infer", content=b"{").status_code == 400
+    gateway.serving.flush()
+    now = datetime.now(UTC)
+    with gateway.store.begin() as conn:
+        [rollup] = read_rollups(
+            conn, since=now - timedelta(minutes=5), until=now + timedelta(minutes=1)
+        ).values()
+    assert sorted(rollup.features, key=lambda n: int(n[7:-1])) == [
+        f"pixels[{i}]" for i in range(64)
+    ]
+    assert all(
+        h.total == 6 for h in rollup.features.values()
+    )  # the rows served; not the bad request
+    column = rows[:, 36].astype(float)
+    h = rollup.features["pixels[36]"]
+    assert (
+        list(h.counts)
+        == np.bincount(
+            np.searchsorted(h.edges, column, side="right"), minlength=len(h.edges) + 1
+        ).tolist()
+    )

@@ -38,7 +38,7 @@ def _cli(env: dict[str, str], *args: str) -> str:
 
 @pytest.fixture
 def fleet_env(tmp_path: Path, digits_models: Path) -> dict[str, str]:
-    for name in ("v1.joblib", "v2.joblib"):
+    for name in ("v1.joblib", "v2.joblib", "reference.npz"):
         (tmp_path / name).write_bytes((digits_models / name).read_bytes())
     (tmp_path / "fleet.yaml").write_text(FLEET)
     env = {**os.environ, "MODELFLEET_HOME": str(tmp_path / "home"), "MODELFLEET_ACTOR": "test"}

@@ -27,7 +27,8 @@ from modelfleet.gateway.errors import HTTPError, not_found, overloaded, too_many
 from modelfleet.gateway.quotas import TIER_QUOTAS, Quota, QuotaStore
 from modelfleet.gateway.routing import Route, RouteTable
 from modelfleet.registry.keys import prefix_of_key
-from modelfleet.runtime import Backend, MicroBatcher, VersionRef
+from modelfleet.runtime import Backend, MicroBatcher, VersionRef, VersionSpec
+from modelfleet.telemetry.edges import feature_columns, reference_edges
 from modelfleet.telemetry.metrics import CONTENT_TYPE, GatewayMetrics
 from modelfleet.telemetry.rollup import RollupBuffer
 
@@ -83,7 +84,10 @@ class Gateway:
         self.table = RouteTable()
         self.ready = False
         self.metrics = GatewayMetrics()
-        self.telemetry: RollupBuffer | None = RollupBuffer() if self.settings.telemetry else None
+        self._edges: dict[VersionRef, dict[str, tuple[float, ...]]] = {}
+        self.telemetry: RollupBuffer | None = (
+            RollupBuffer(self._edges_for) if self.settings.telemetry else None
+        )
         self.key_uses: dict[str, datetime] = {}  # prefix -> last use, flushed with telemetry
         self.samples: list[dict[str, Any]] = []  # flushed with telemetry
         self._rng = rng or random.Random()
@@ -108,6 +112,8 @@ class Gateway:
                 failed[version] = str(exc)
                 log.warning("version %s failed to load: %s", version, exc)
                 continue
+            if spec.reference_data is not None and self.settings.telemetry:
+                self._edges[version] = await self._reference_edges(spec)
             self._batchers[version] = MicroBatcher(
                 partial(self.backend.infer, version),
                 self.settings.max_batch_size,
@@ -131,12 +137,25 @@ class Gateway:
         self.collect_unused()
         return status
 
+    async def _reference_edges(self, spec: VersionSpec) -> dict[str, tuple[float, ...]]:
+        assert spec.reference_data is not None
+        try:
+            return await asyncio.to_thread(reference_edges, spec.reference_data, spec.features)
+        except (OSError, ValueError, KeyError) as exc:
+            # Serving does not depend on it: the version is served, without feature histograms.
+            log.warning("no feature histograms for %s: %s", spec.ref, exc)
+            return {}
+
+    def _edges_for(self, model: str, version: str) -> Mapping[str, tuple[float, ...]]:
+        return self._edges.get(VersionRef(model, version), {})
+
     def collect_unused(self) -> None:
         """Undeploy versions no route uses once their last request has finished."""
         used = {r.version.ref for r in self.table.routes.values()}
         for version in list(self._batchers):
             if version not in used and not self._version_in_flight.get(version):
                 del self._batchers[version]
+                self._edges.pop(version, None)
                 self.backend.undeploy(version)
 
     # -- ASGI -------------------------------------------------------------------------------
@@ -250,6 +269,7 @@ class Gateway:
             )
         self._enter(spec.ref)
         status, confidences, rows = 500, None, 1
+        columns: dict[str, Any] | None = None
         try:
             body = await _read_body(scope, receive, self.settings.max_body_bytes)
             payload = _parse_json(body)
@@ -264,6 +284,8 @@ class Gateway:
                     payload, request, model, spec.version, outputs, spec.labels
                 )
             confidences = outputs.confidences
+            if self.telemetry is not None and spec.ref in self._edges:
+                columns = feature_columns(request.inputs, spec.features)
             self._sample(tenant, spec.ref, now, request.inputs, response, confidences)
             status = 200
             return 200, JSON, orjson.dumps(response)
@@ -289,6 +311,7 @@ class Gateway:
                     status,
                     latency,
                     confidences if status == 200 else None,
+                    columns if status == 200 else None,
                     rows=rows if status == 200 else 1,
                 )
 

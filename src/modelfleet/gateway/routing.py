@@ -87,6 +87,7 @@ def _version_spec(state: FleetState, model: str, version: str) -> VersionSpec | 
         sha256=v.artifact_sha256,
         features=tuple(m.resource.spec.input.features),
         labels=tuple(labels) if labels is not None else None,
+        reference_data=v.resource.spec.reference_data,
     )
 
 

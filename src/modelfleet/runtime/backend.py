@@ -42,6 +42,7 @@ class VersionSpec:
     sha256: str
     features: Sequence[Feature]
     labels: Sequence[str] | None = None
+    reference_data: str | None = None  # absolute path of the version's reference .npz
 
     @property
     def ref(self) -> VersionRef:

@@ -1,0 +1,66 @@
+"""The columns the gateway histograms per feature, and their bin edges from reference data.
+
+Every numeric input element is one column: a scalar feature is its own column, and a feature
+of shape (64,) gives the columns `pixels[0]` ... `pixels[63]` (row-major for more dimensions).
+The edges are the reference data's deciles, so each bin holds about a tenth of the reference
+and drift shows as counts moving between bins.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+
+from modelfleet.config.schema import Feature
+from modelfleet.stats.histogram import quantile_edges
+
+NUMERIC = frozenset({"bool", "int32", "int64", "float32", "float64"})
+
+
+def column_names(features: Sequence[Feature]) -> list[str]:
+    """The histogrammed columns of a model's numeric features, in order."""
+    names: list[str] = []
+    for f in features:
+        if f.dtype not in NUMERIC:
+            continue
+        size = math.prod(f.shape)
+        names.extend([f.name] if not f.shape else [f"{f.name}[{i}]" for i in range(size)])
+    return names
+
+
+def feature_columns(
+    batch: Mapping[str, npt.NDArray[np.generic]], features: Sequence[Feature]
+) -> dict[str, npt.NDArray[np.float64]]:
+    """One value per row for every column of `column_names(features)`."""
+    columns: dict[str, npt.NDArray[np.float64]] = {}
+    for f in features:
+        if f.dtype not in NUMERIC or f.name not in batch:
+            continue
+        values = np.asarray(batch[f.name], dtype=np.float64)
+        rows = values.reshape(values.shape[0], -1)
+        if not f.shape:
+            columns[f.name] = rows[:, 0]
+        else:
+            for i in range(rows.shape[1]):
+                columns[f"{f.name}[{i}]"] = rows[:, i]
+    return columns
+
+
+def reference_edges(
+    path: str | Path, features: Sequence[Feature], bins: int = 10
+) -> dict[str, tuple[float, ...]]:
+    """Decile edges of every column from a reference `.npz` (one array per feature).
+
+    Columns without a finite reference value get no histogram.
+    """
+    with np.load(path) as data:
+        batch = {f.name: np.asarray(data[f.name]) for f in features if f.name in data.files}
+    edges: dict[str, tuple[float, ...]] = {}
+    for name, values in feature_columns(batch, features).items():
+        if np.isfinite(values).any():
+            edges[name] = quantile_edges(values, bins)
+    return edges
