@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from datetime import timedelta
 from pathlib import Path
 
 import httpx
@@ -14,6 +15,7 @@ from modelfleet.gateway.app import GatewaySettings
 from modelfleet.gateway.quotas import Quota
 from modelfleet.registry import apply_fleet, create_key
 from modelfleet.store import open_store
+from modelfleet.telemetry.writer import read_rollups
 from tests.gateway.conftest import start_gateway
 
 SLOW_MODEL = """\
@@ -89,10 +91,17 @@ def test_the_free_tier_is_shed_before_enterprise(tmp_path: Path) -> None:
         call("big")  # 3 in flight < 4: enterprise still gets in
         for t in busy:
             t.join()
+        serving.flush()
     finally:
         serving.stop(timeout=30)
     assert codes["small"] == [503]
     assert codes["big"] == [200, 200, 200, 200]
+    with store.begin() as conn:  # a shed request counts against the tenant's availability
+        rollups = read_rollups(
+            conn, since=now - timedelta(minutes=5), until=now + timedelta(minutes=5)
+        )
+    status = {k.tenant: r.status for k, r in rollups.items()}
+    assert status["small"]["5xx"] == 1 and status["big"]["2xx"] == 4
 
 
 def server_in_flight(url: str) -> float:

@@ -24,7 +24,7 @@ from modelfleet.clock import Clock
 from modelfleet.errors import InvalidInput, ServingError
 from modelfleet.gateway import protocol
 from modelfleet.gateway.errors import HTTPError, not_found, overloaded, too_many, unauthorized
-from modelfleet.gateway.quotas import TIER_QUOTAS, Quota, QuotaStore
+from modelfleet.gateway.quotas import TIER_QUOTAS, Admission, Quota, QuotaStore
 from modelfleet.gateway.routing import Route, RouteTable
 from modelfleet.registry.keys import prefix_of_key
 from modelfleet.runtime import Backend, MicroBatcher, VersionRef, VersionSpec
@@ -227,6 +227,7 @@ class Gateway:
     def _authenticate(self, scope: Scope) -> tuple[str, str]:
         header = _header(scope, b"authorization")
         if header is None or not header.startswith(b"Bearer "):
+            self.metrics.rejections.labels("unauthorized").inc()
             raise unauthorized("missing API key: send 'Authorization: Bearer <key>'")
         key = header[7:].strip().decode("latin-1")
         prefix = prefix_of_key(key)
@@ -253,29 +254,30 @@ class Gateway:
         spec = route.version
         now = self.clock.now()
         self.key_uses[prefix] = now
-        if self._in_flight >= self.settings.max_in_flight * SHED_AT.get(route.tier, 1.0):
-            self.metrics.rejections.labels("shed").inc()
-            raise overloaded()
-        quota = self.settings.tier_quotas[route.tier]
-        admission = await self.quotas.acquire(tenant, quota, now.timestamp())
-        if not admission.admitted:
-            self.metrics.rejections.labels(admission.reason).inc()
-            if self.telemetry is not None:
-                self.telemetry.record_rejection(
-                    tenant, model, spec.version, self.settings.region, now
-                )
-            raise too_many(
-                f"quota exceeded ({admission.reason}) for tenant {tenant!r}", admission.retry_after
-            )
+        # Counted in flight before the first await, so a route change that lands meanwhile
+        # cannot undeploy the version this request was routed to.
         self._enter(spec.ref)
-        status, confidences, rows = 500, None, 1
+        status, rows = 500, 1
+        confidences: Any = None
         columns: dict[str, Any] | None = None
+        admission: Admission | None = None
         try:
+            others = self._in_flight - 1
+            if others >= self.settings.max_in_flight * SHED_AT.get(route.tier, 1.0):
+                self.metrics.rejections.labels("shed").inc()
+                raise overloaded()
+            quota = self.settings.tier_quotas[route.tier]
+            admission = await self.quotas.acquire(tenant, quota, now.timestamp())
+            if not admission.admitted:
+                self.metrics.rejections.labels(admission.reason).inc()
+                raise too_many(
+                    f"quota exceeded ({admission.reason}) for tenant {tenant!r}",
+                    admission.retry_after,
+                )
             body = await _read_body(scope, receive, self.settings.max_body_bytes)
             payload = _parse_json(body)
             parse = protocol.parse_v1 if v1 else protocol.parse_v2
             request = parse(payload, spec.features)
-            rows = request.rows
             outputs = await self._batchers[spec.ref].submit(request.inputs)
             if v1:
                 response = protocol.render_v1(model, spec.version, outputs, spec.labels)
@@ -283,7 +285,7 @@ class Gateway:
                 response = protocol.render_v2(
                     payload, request, model, spec.version, outputs, spec.labels
                 )
-            confidences = outputs.confidences
+            rows, confidences = request.rows, outputs.confidences
             if self.telemetry is not None and spec.ref in self._edges:
                 columns = feature_columns(request.inputs, spec.features)
             self._sample(tenant, spec.ref, now, request.inputs, response, confidences)
@@ -296,24 +298,46 @@ class Gateway:
             status = 400
             raise
         finally:
-            await self.quotas.release(tenant, admission.ticket)
+            if admission is not None and admission.admitted:
+                await self.quotas.release(tenant, admission.ticket)
             self._leave(spec.ref)
-            latency = self.timer() - start
-            self.metrics.requests.labels(tenant, model, spec.version, str(status)).inc()
-            self.metrics.latency.labels(model).observe(latency)
+            self._record(
+                tenant, spec.ref, now, status, self.timer() - start, confidences, columns, rows
+            )
+
+    def _record(
+        self,
+        tenant: str,
+        version: VersionRef,
+        now: datetime,
+        status: int,
+        latency: float,
+        confidences: Any,
+        columns: dict[str, Any] | None,
+        rows: int,
+    ) -> None:
+        """Count one inference request in /metrics and in this minute's rollup."""
+        model, region = version.model, self.settings.region
+        self.metrics.requests.labels(tenant, model, version.version, str(status)).inc()
+        if status == 429:  # never reached the model: counts as rejected, not in latency
             if self.telemetry is not None:
-                self.telemetry.record(
-                    tenant,
-                    model,
-                    spec.version,
-                    self.settings.region,
-                    now,
-                    status,
-                    latency,
-                    confidences if status == 200 else None,
-                    columns if status == 200 else None,
-                    rows=rows if status == 200 else 1,
-                )
+                self.telemetry.record_rejection(tenant, model, version.version, region, now)
+            return
+        self.metrics.latency.labels(model).observe(latency)
+        if self.telemetry is None:
+            return
+        self.telemetry.record(
+            tenant,
+            model,
+            version.version,
+            region,
+            now,
+            status,
+            latency,
+            confidences,
+            columns,
+            rows=rows,
+        )
 
     def _sample(
         self,
