@@ -172,3 +172,21 @@ def test_slots_of_a_dead_gateway_are_freed_when_their_lease_lapses() -> None:
             await client.aclose()
 
     run(body)
+
+
+def test_when_redis_is_down_each_gateway_keeps_exact_local_quotas() -> None:
+    from redis.asyncio import Redis
+
+    quota = Quota(rate=1, burst=2, max_in_flight=10)
+
+    async def body() -> None:
+        unreachable = Redis.from_url("redis://127.0.0.1:1/0", socket_connect_timeout=0.5)
+        try:
+            store = RedisQuotas(unreachable)
+            results = [await store.acquire("acme", quota, now=0.0) for _ in range(3)]
+            assert [r.admitted for r in results] == [True, True, False]
+            await store.release("acme", results[0].ticket)
+        finally:
+            await unreachable.aclose()
+
+    run(body)

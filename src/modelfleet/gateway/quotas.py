@@ -10,12 +10,17 @@ dies mid-request frees its slots when their leases lapse instead of leaking them
 from __future__ import annotations
 
 import itertools
+import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal, Protocol
 
+from redis.exceptions import RedisError
+
 if TYPE_CHECKING:
     from redis.asyncio import Redis
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -135,7 +140,12 @@ return {1, '', '0'}
 
 
 class RedisQuotas:
-    """Quotas shared by every process that uses the same Redis and key prefix."""
+    """Quotas shared by every process that uses the same Redis and key prefix.
+
+    When Redis cannot be reached, each gateway falls back to exact in-process quotas rather
+    than refusing customers: while Redis is down a tenant may get up to its quota from each
+    gateway, and serving goes on.
+    """
 
     def __init__(self, redis: Redis, *, prefix: str = "modelfleet:quota", lease_s: float = 60.0):
         self._redis = redis
@@ -144,6 +154,9 @@ class RedisQuotas:
         self._script = redis.register_script(_ACQUIRE)
         self._tickets = itertools.count()
         self._instance = f"{id(self):x}"
+        self._fallback = LocalQuotas()
+        self._fallback_tickets: set[str] = set()
+        self._redis_down = False
 
     def _keys(self, tenant: str) -> list[str]:
         return [f"{self._prefix}:{tenant}:bucket", f"{self._prefix}:{tenant}:inflight"]
@@ -158,7 +171,19 @@ class RedisQuotas:
             ticket,
             self._lease_s,
         ]
-        admitted, reason, retry = await self._script(keys=self._keys(tenant), args=args)
+        try:
+            admitted, reason, retry = await self._script(keys=self._keys(tenant), args=args)
+        except RedisError as exc:
+            if not self._redis_down:  # once per outage, not once per request
+                log.warning("Redis unavailable, quotas are per gateway until it is back: %s", exc)
+            self._redis_down = True
+            admission = await self._fallback.acquire(tenant, quota, now)
+            if admission.admitted:
+                self._fallback_tickets.add(admission.ticket)
+            return admission
+        if self._redis_down:
+            log.warning("Redis is back: quotas are shared again")
+            self._redis_down = False
         if int(admitted):
             return Admission(True, ticket=ticket)
         why = reason.decode() if isinstance(reason, bytes) else str(reason)
@@ -167,4 +192,11 @@ class RedisQuotas:
         )
 
     async def release(self, tenant: str, ticket: str) -> None:
-        await self._redis.zrem(self._keys(tenant)[1], ticket)
+        if ticket in self._fallback_tickets:
+            self._fallback_tickets.discard(ticket)
+            await self._fallback.release(tenant, ticket)
+            return
+        try:
+            await self._redis.zrem(self._keys(tenant)[1], ticket)
+        except RedisError as exc:  # the slot's lease frees it when Redis is back
+            log.warning("Redis unavailable, could not release a quota slot: %s", exc)
