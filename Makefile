@@ -6,7 +6,7 @@ EXAMPLE := examples/retail-vision
 PG_READY = pg_isready -q -h 127.0.0.1 -p 5432
 REDIS_READY = redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1
 
-.PHONY: demo test lint setup services clean
+.PHONY: demo test lint setup services clean bench-gateway
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -37,6 +37,10 @@ lint: setup
 
 test: setup services lint
 	$(PY) -m pytest
+
+# A benchmark, not a test: about 15 minutes; installs each compared server into .bench/.
+bench-gateway: setup
+	$(PY) benchmarks/gateway/run.py
 
 clean:
 	rm -rf $(VENV) .modelfleet $(EXAMPLE)/artifacts

@@ -1,0 +1,19 @@
+"""The servers under test, in the order a run visits them; `--only` picks by name."""
+
+from benchmarks.gateway.target import Target
+from benchmarks.gateway.targets import (
+    bentoml_service,
+    fastapi_floor,
+    mlserver_sklearn,
+    modelfleet_gateway,
+    ray_serve,
+)
+
+TARGETS: tuple[Target, ...] = (
+    modelfleet_gateway.TELEMETRY_ON,
+    modelfleet_gateway.TELEMETRY_OFF,
+    fastapi_floor.TARGET,
+    bentoml_service.TARGET,
+    mlserver_sklearn.TARGET,
+    ray_serve.TARGET,
+)
