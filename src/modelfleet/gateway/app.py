@@ -350,7 +350,8 @@ class Gateway:
     ) -> None:
         if not self.settings.telemetry or len(self.samples) >= self.settings.max_samples:
             return
-        if confidences is not None and float(confidences.min()) < self.settings.low_confidence:
+        # tolist() then min() is several times cheaper than numpy's min for a request's few rows
+        if confidences is not None and min(confidences.tolist()) < self.settings.low_confidence:
             reason = "low_confidence"
         elif self._rng.random() < self.settings.sample_rate:
             reason = "sampled"

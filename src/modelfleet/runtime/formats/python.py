@@ -21,14 +21,15 @@ import numpy as np
 
 from modelfleet.config.schema import Feature
 from modelfleet.errors import ModelLoadError, PredictionError
+from modelfleet.registry.artifacts import split_callable
 from modelfleet.runtime.inputs import check_batch
 from modelfleet.runtime.model import Batch, Outputs
 
 
 def split_artifact(artifact: str) -> tuple[Path, str]:
     """`path/to/file.py:function` as the file's path and the function's name."""
-    path, sep, function = artifact.rpartition(":")
-    if not sep or not path or not function.isidentifier():
+    path, function = split_callable(artifact, "python")
+    if function is None or not path:
         raise ModelLoadError(artifact, "a python artifact is written path/to/file.py:function")
     return Path(path), function
 
