@@ -410,3 +410,16 @@ def test_rollups_histogram_every_input_element_on_the_reference_deciles(gateway:
             np.searchsorted(h.edges, column, side="right"), minlength=len(h.edges) + 1
         ).tolist()
     )
+
+
+def test_a_tenants_own_quota_in_fleet_yaml_replaces_its_tiers(gateway: Running) -> None:
+    body = infer_body(gateway.digits[:1])
+    gateway.apply(
+        "kind: Tenant\nmetadata: {name: bolt}\n"
+        "spec: {display_name: Bolt, tier: free, home_region: us-east, contact_email: dev@bolt.example,\n"
+        "       quota: {requests_per_second: 1000, burst: 1000, max_in_flight: 10}}\n"
+    )
+    with gateway.client("bolt") as c:
+        wait_for(lambda: gateway.server.gateway.table.route("bolt", "digits").quota is not None)  # type: ignore[union-attr]
+        codes = [c.post("/v2/models/digits/infer", json=body).status_code for _ in range(8)]
+    assert codes == [200] * 8  # the free tier here allows a burst of 3

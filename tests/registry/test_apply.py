@@ -281,3 +281,19 @@ def test_a_python_version_without_a_function_is_refused(
         FleetConfigError, match="spec.artifact: a python artifact is FILE.py:FUNCTION"
     ):
         apply(store, fleet_dir, clock)
+
+
+def test_a_tenants_quota_is_stored_and_reapplies_unchanged(
+    store: Store, fleet_dir: Path, clock: VirtualClock
+) -> None:
+    edit(
+        fleet_dir,
+        "contact_email: dev@bolt.example}",
+        "contact_email: dev@bolt.example, quota: {requests_per_second: 20, burst: 40, max_in_flight: 4}}",
+    )
+    apply(store, fleet_dir, clock)
+    assert {a for _, _, a in apply(store, fleet_dir, clock)} == {Action.UNCHANGED}
+    with store.begin() as conn:
+        bolt = load_state(conn).get(("Tenant", "bolt"))
+    assert bolt is not None and bolt.resource.spec.quota is not None  # type: ignore[union-attr]
+    assert bolt.resource.spec.quota.burst == 40  # type: ignore[union-attr]

@@ -154,7 +154,8 @@ def test_an_accuracy_outside_zero_to_one_is_refused(alpha: float) -> None:
         {"counts": [0]},
         {"indexes": [1.5]},
         {"min": None},
-        {"sum_units": "12"},
+        {"sum_units": 12},
+        {"sum_units": "-12"},
     ],
 )
 def test_a_malformed_stored_sketch_is_refused(change: dict[str, object]) -> None:
@@ -167,3 +168,10 @@ def test_a_stored_sketch_missing_a_field_is_refused() -> None:
     del data["indexes"]
     with pytest.raises(ValueError, match="not a latency sketch"):
         LatencySketch.from_dict(data)
+
+
+def test_a_sketch_with_a_huge_sum_round_trips_through_strict_json() -> None:
+    import orjson
+
+    sketch = sketch_of([30.0] * 1000)  # 30,000 s: far past 2**64 internal units
+    assert LatencySketch.from_dict(orjson.loads(orjson.dumps(sketch.to_dict()))) == sketch

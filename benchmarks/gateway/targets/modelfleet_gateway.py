@@ -20,8 +20,8 @@ from benchmarks.gateway.target import Context, Launch, Target, Unavailable, v2_b
 
 TENANT = "bench"
 
-# The enterprise tier, so that quotas do not turn the load into 429s: the benchmark measures
-# serving, not throttling. No reference data: the version profile stays empty.
+# The enterprise tier with a quota of its own far above what two cores serve, so that quotas
+# never turn the load into 429s: the benchmark measures serving, not throttling. No reference data: the version profile stays empty.
 FLEET = """\
 # Written by benchmarks/gateway/targets/modelfleet_gateway.py; rewritten on every run.
 kind: Tenant
@@ -32,6 +32,7 @@ spec:
   tier: enterprise
   home_region: local
   contact_email: bench@modelfleet.example
+  quota: {requests_per_second: 1000000, burst: 1000000, max_in_flight: 100000}
 ---
 kind: Model
 metadata:

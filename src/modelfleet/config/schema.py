@@ -33,11 +33,20 @@ class Metadata(Strict):
     labels: dict[str, str] = Field(default_factory=dict)
 
 
+class QuotaSpec(Strict):
+    """A tenant's own limits, in place of its tier's."""
+
+    requests_per_second: Annotated[float, Field(gt=0)]
+    burst: Annotated[float, Field(ge=1)]
+    max_in_flight: Annotated[int, Field(ge=1)]
+
+
 class TenantSpec(Strict):
     display_name: Annotated[str, StringConstraints(min_length=1, max_length=200)]
     tier: Tier
     home_region: Name
     contact_email: EmailStr
+    quota: QuotaSpec | None = None
 
 
 class Feature(Strict):

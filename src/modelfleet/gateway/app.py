@@ -266,7 +266,7 @@ class Gateway:
             if others >= self.settings.max_in_flight * SHED_AT.get(route.tier, 1.0):
                 self.metrics.rejections.labels("shed").inc()
                 raise overloaded()
-            quota = self.settings.tier_quotas[route.tier]
+            quota = route.quota or self.settings.tier_quotas[route.tier]
             admission = await self.quotas.acquire(tenant, quota, now.timestamp())
             if not admission.admitted:
                 self.metrics.rejections.labels(admission.reason).inc()

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from sqlalchemy import Connection, func, select
 
 from modelfleet.config.schema import Deployment, Model, ModelVersion, Tenant
+from modelfleet.gateway.quotas import Quota
 from modelfleet.registry import load_state
 from modelfleet.registry.keys import StoredKey, active_keys
 from modelfleet.registry.resources import FleetState
@@ -28,6 +29,7 @@ class Route:
     tier: str
     deployment: str
     version: VersionSpec
+    quota: Quota | None = None  # the tenant's own, when fleet.yaml gives one
 
 
 @dataclass(frozen=True)
@@ -54,10 +56,12 @@ class RouteTable:
 
 def build_route_table(state: FleetState, keys: list[StoredKey], generation: int) -> RouteTable:
     """Routes from the registry's state: each deployment's stable version for its tenants."""
-    tiers = {
-        r.resource.name: r.resource.spec.tier
-        for r in state.of_kind(Tenant)
-        if isinstance(r.resource, Tenant)
+    tenants = [r.resource for r in state.of_kind(Tenant) if isinstance(r.resource, Tenant)]
+    tiers = {t.name: t.spec.tier for t in tenants}
+    quotas = {
+        t.name: Quota(q.requests_per_second, q.burst, q.max_in_flight)
+        for t in tenants
+        if (q := t.spec.quota) is not None
     }
     routes: dict[tuple[str, str], Route] = {}
     for reg in state.of_kind(Deployment):
@@ -68,7 +72,9 @@ def build_route_table(state: FleetState, keys: list[StoredKey], generation: int)
             continue
         served = list(tiers) if deployment.spec.tenants == "all" else deployment.spec.tenants
         for tenant in served:
-            routes[(tenant, spec.model)] = Route(tenant, tiers[tenant], deployment.name, spec)
+            routes[(tenant, spec.model)] = Route(
+                tenant, tiers[tenant], deployment.name, spec, quotas.get(tenant)
+            )
     return RouteTable(generation, tiers, routes, {k.prefix: k for k in keys})
 
 

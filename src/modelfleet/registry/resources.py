@@ -93,6 +93,7 @@ def write(
             "tier": s.tier,
             "home_region": s.home_region,
             "contact_email": str(s.contact_email),
+            "quota": s.quota.model_dump(mode="json") if s.quota is not None else None,
         }
         _upsert(conn, tenants, {"name": resource.name}, {**values, **meta}, exists, now)
     elif isinstance(resource, Model):
@@ -163,6 +164,7 @@ def _tenants(conn: Connection) -> list[Registered]:
                     "tier": r.tier,
                     "home_region": r.home_region,
                     "contact_email": r.contact_email,
+                    "quota": r.quota,
                 },
             ),
             r.created_at,

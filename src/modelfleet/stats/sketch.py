@@ -182,7 +182,9 @@ class LatencySketch:
             "zero_count": self._zero_count,
             "indexes": indexes,
             "counts": [self._buckets[i] for i in indexes],
-            "sum_units": self._sum_units,
+            # A decimal string: the sum passes 2**64 units after a few seconds of latency, and
+            # JSON integers that large are not portable (orjson, JavaScript refuse them).
+            "sum_units": str(self._sum_units),
             "min": self.min,
             "max": self.max,
         }
@@ -193,10 +195,13 @@ class LatencySketch:
         try:
             sketch = cls(float(data["alpha"]), min_value=float(data["min_value"]))
             indexes, counts = list(data["indexes"]), list(data["counts"])
-            zero_count, sum_units = data["zero_count"], data["sum_units"]
+            zero_count, sum_text = data["zero_count"], data["sum_units"]
             low, high = data["min"], data["max"]
         except (KeyError, TypeError) as exc:
             raise ValueError(f"not a latency sketch: {exc}") from exc
+        if not (isinstance(sum_text, str) and sum_text.isdigit()):
+            raise ValueError("not a latency sketch: sum_units must be a string of digits")
+        sum_units = int(sum_text)
         integers = [zero_count, sum_units, *indexes, *counts]
         if not all(isinstance(n, int) and not isinstance(n, bool) for n in integers):
             raise ValueError("not a latency sketch: indexes, counts and sums must be integers")

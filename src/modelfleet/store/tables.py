@@ -38,6 +38,7 @@ tenants = Table(
     Column("tier", String(32), nullable=False),
     Column("home_region", String(NAME), nullable=False),
     Column("contact_email", String(320), nullable=False),
+    Column("quota", JSON, nullable=True),  # overrides the tier's quota when set
     Column("labels", JSON, nullable=False),
     Column("created_at", UTCDateTime, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),

@@ -1,4 +1,4 @@
-"""telemetry rollups, request samples and deployment status
+"""telemetry rollups, request samples, deployment status, tenant quotas
 
 Revision ID: 0002
 Revises: 0001
@@ -14,6 +14,8 @@ depends_on = None
 
 
 def upgrade() -> None:
+    with op.batch_alter_table("tenants", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("quota", sa.JSON(), nullable=True))
     op.create_table(
         "rollups",
         sa.Column("id", sa.Integer(), autoincrement=True, nullable=False),
@@ -61,6 +63,8 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("tenants", schema=None) as batch_op:
+        batch_op.drop_column("quota")
     op.drop_table("deployment_status")
     with op.batch_alter_table("samples", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_samples_at"))
