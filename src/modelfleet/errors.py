@@ -4,9 +4,9 @@
     ├── InvalidInput                 a person gave something wrong: exit code 2, HTTP 4xx
     │   ├── FleetConfigError         fleet.yaml refused, with every error's file:line:column
     │   ├── NotFound                 no such tenant, model, version, deployment or key
-    │   ├── ImmutableVersion         a registered version asked to change its artifact
-    │   └── InvalidBatch             a batch does not match the model's inputs: HTTP 422
+    │   └── InvalidBatch             a batch does not match the model's inputs: HTTP 400
     ├── StoreError                   the store could not be reached or migrated: exit code 1
+    ├── ListenError                  the gateway could not listen, or its workers failed: exit code 1
     └── ServingError                 a model version could not be loaded or run: HTTP 5xx
         ├── ModelLoadError           an artifact could not be loaded; `reason` says why
         │   └── ArtifactMismatch     the artifact's sha256 is not the one registered
@@ -63,16 +63,16 @@ class NotFound(InvalidInput):
         super().__init__(f"{kind} {name!r} not found")
 
 
-class ImmutableVersion(InvalidInput):
-    """A registered model version may not change what it serves."""
-
-
 class InvalidBatch(InvalidInput):
     """A batch of inputs does not match what the model declares (names, dtypes, shapes, rows)."""
 
 
 class StoreError(ModelfleetError):
     """The store could not be opened, reached or migrated."""
+
+
+class ListenError(ModelfleetError):
+    """The gateway could not listen on its address, or its worker processes failed."""
 
 
 class ServingError(ModelfleetError):

@@ -130,7 +130,8 @@ def test_workers_share_one_quota_through_redis(fleet_env: dict[str, str], rows: 
         elapsed = time.monotonic() - started
     finally:
         proc.send_signal(signal.SIGTERM)
-        proc.communicate(timeout=60)
+        out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 0, out
     assert set(codes) <= {200, 429}
     assert codes.count(200) <= 10 + 5 * elapsed + 1  # one bucket, whichever worker answered
     assert codes.count(429) > 0
@@ -149,3 +150,44 @@ def test_up_on_an_unusable_store_exits_1(tmp_path: Path) -> None:
         timeout=60,
     )
     assert done.returncode == 1 and "cannot reach the store" in done.stderr
+
+
+def test_up_on_a_port_already_in_use_exits_1(fleet_env: dict[str, str]) -> None:
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = subprocess.run(
+            [sys.executable, "-m", "modelfleet", "up", "--port", str(port), "--workers", "2"],
+            env=fleet_env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    assert done.returncode == 1 and f"cannot listen on 127.0.0.1:{port}" in done.stderr
+
+
+def test_every_worker_serves_requests(fleet_env: dict[str, str], rows: np.ndarray) -> None:
+    key = _cli(fleet_env, "keys", "create", "acme").strip()
+    proc, url = _start(fleet_env, "--workers", "2")
+    try:
+        clients = [httpx.Client(headers={"Authorization": f"Bearer {key}"}) for _ in range(16)]
+        for c in clients:  # sixteen keep-alive connections, opened at once
+            c.post(f"{url}/v2/models/digits/infer", json=infer_body(rows[:1]))
+        metrics = [c.get(f"{url}/metrics").text for c in clients]
+        for c in clients:
+            c.close()
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 0, out
+    # Each worker counts only its own requests: two distinct counts mean both workers served.
+    counts = {
+        line
+        for m in metrics
+        for line in m.splitlines()
+        if line.startswith("modelfleet_requests_total{")
+    }
+    assert len(counts) >= 2

@@ -12,7 +12,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import multiprocessing
+import os
 import signal
+import socket
+import sys
 import threading
 import time
 from collections.abc import Awaitable, Callable
@@ -24,7 +28,7 @@ from sqlalchemy import delete, insert
 from sqlalchemy.exc import SQLAlchemyError
 
 from modelfleet.clock import Clock, SystemClock
-from modelfleet.errors import StoreError
+from modelfleet.errors import ListenError, StoreError
 from modelfleet.gateway.app import Gateway, GatewaySettings, Receive, Scope, Send
 from modelfleet.gateway.quotas import LocalQuotas, QuotaStore, RedisQuotas
 from modelfleet.gateway.routing import load_route_table, store_generation
@@ -223,7 +227,7 @@ class ServingThread:
         deadline = time.monotonic() + timeout
         while not self.server.started:
             if time.monotonic() > deadline or not self.thread.is_alive():
-                raise StoreError("the gateway did not start; see the log above")
+                raise ListenError("the gateway did not start; see the log above")
             time.sleep(0.02)
         host, port = self.server.servers[0].sockets[0].getsockname()[:2]
         self.url = f"http://{host}:{port}"
@@ -242,19 +246,107 @@ class ServingThread:
 
 
 def serve(host: str, port: int, workers: int, log_level: str = "info") -> None:
-    """Run the gateway until SIGTERM or SIGINT; returns once it has shut down cleanly."""
-    # uvicorn re-raises the signal that stopped it once it has shut down; with these no-op
-    # handlers in place that ends nothing, so a clean shutdown exits 0 as scripts expect.
-    for stop in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(stop, lambda signum, frame: None)
-    uvicorn.run(
+    """Run the gateway until SIGTERM or SIGINT; returns once it has shut down cleanly.
+
+    Raises ListenError when the address cannot be listened on or a worker cannot start.
+    """
+    _check_address(host, port)
+    if workers == 1:
+        _run_worker(host, port, log_level)
+        return
+    _supervise(host, port, workers, log_level)
+
+
+def _uvicorn_config(log_level: str) -> uvicorn.Config:
+    return uvicorn.Config(
         "modelfleet.gateway.server:create_app",
         factory=True,
-        host=host,
-        port=port,
-        workers=workers,
         lifespan="on",
         log_level=log_level,
         access_log=False,
         timeout_graceful_shutdown=30,
     )
+
+
+def _listening_socket(host: str, port: int, *, shared: bool = True) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if shared:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    sock.bind((host, port))
+    return sock
+
+
+def _check_address(host: str, port: int) -> None:
+    # Without SO_REUSEPORT the probe fails if anything listens there already, another gateway
+    # included; bound but never listening, it takes no connections itself.
+    try:
+        _listening_socket(host, port, shared=False).close()
+    except OSError as exc:
+        raise ListenError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from exc
+
+
+def _run_worker(host: str, port: int, log_level: str) -> None:
+    """One gateway process on its own SO_REUSEPORT socket."""
+    # uvicorn re-raises the signal that stopped it once it has shut down; with these no-op
+    # handlers in place that ends nothing, so a clean shutdown exits 0 as scripts expect.
+    for stop in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(stop, lambda signum, frame: None)
+    sock = _listening_socket(host, port)
+    sock.listen(2048)
+    server = uvicorn.Server(_uvicorn_config(log_level))
+    server.run(sockets=[sock])
+    if not server.started:
+        sys.exit(1)
+
+
+def _supervise(host: str, port: int, workers: int, log_level: str) -> None:
+    """Worker processes that each listen on the port with SO_REUSEPORT.
+
+    uvicorn's own workers share one socket, and a burst of new connections (a load balancer's
+    pool, a benchmark's) can land mostly on one of them while the others idle; separate
+    sockets let the kernel spread connections evenly. A worker that dies is replaced; SIGTERM
+    or SIGINT stops them all gracefully, and the exit code is 0 when they all stopped cleanly.
+    """
+    context = multiprocessing.get_context("spawn")
+    stopping = threading.Event()
+
+    def start() -> multiprocessing.process.BaseProcess:
+        process = context.Process(target=_run_worker, args=(host, port, log_level), daemon=False)
+        process.start()
+        return process
+
+    def stop(signum: int, frame: object) -> None:
+        stopping.set()
+
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, stop)
+    processes = [start() for _ in range(workers)]
+    started = time.monotonic()
+    try:
+        while not stopping.wait(0.5):
+            for i, process in enumerate(processes):
+                if process.is_alive():
+                    continue
+                if time.monotonic() - started < 10:
+                    raise StoreError(
+                        f"a gateway worker failed to start (exit code {process.exitcode})"
+                    )
+                log.error(
+                    "gateway worker %s exited with %s; starting another",
+                    process.pid,
+                    process.exitcode,
+                )
+                processes[i] = start()
+    finally:
+        for process in processes:
+            if process.is_alive() and process.pid is not None:
+                os.kill(process.pid, signal.SIGTERM)
+        for process in processes:
+            process.join(timeout=40)
+            if process.is_alive():
+                process.kill()
+    failed = [p.exitcode for p in processes if p.exitcode != 0]
+    if failed:
+        raise ListenError(f"gateway workers did not stop cleanly (exit codes {failed})")
