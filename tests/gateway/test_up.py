@@ -183,11 +183,11 @@ def test_every_worker_serves_requests(fleet_env: dict[str, str], rows: np.ndarra
         proc.send_signal(signal.SIGTERM)
         out, _ = proc.communicate(timeout=60)
     assert proc.returncode == 0, out
-    # Each worker counts only its own requests: two distinct counts mean both workers served.
-    counts = {
+    # Each worker has its own metrics, created when it first served: two creation times, two workers.
+    created = {
         line
         for m in metrics
         for line in m.splitlines()
-        if line.startswith("modelfleet_requests_total{")
+        if line.startswith("modelfleet_requests_created{")
     }
-    assert len(counts) >= 2
+    assert len(created) == 2
