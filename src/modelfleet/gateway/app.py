@@ -252,11 +252,12 @@ class Gateway:
         tenant, prefix = self._authenticate(scope)
         route = self._route(tenant, model, version)
         spec = route.version
+        ref = spec.ref
         now = self.clock.now()
         self.key_uses[prefix] = now
         # Counted in flight before the first await, so a route change that lands meanwhile
         # cannot undeploy the version this request was routed to.
-        self._enter(spec.ref)
+        self._enter(ref)
         status, rows = 500, 1
         confidences: Any = None
         columns: dict[str, Any] | None = None
@@ -278,7 +279,7 @@ class Gateway:
             payload = _parse_json(body)
             parse = protocol.parse_v1 if v1 else protocol.parse_v2
             request = parse(payload, spec.features)
-            outputs = await self._batchers[spec.ref].submit(request.inputs)
+            outputs = await self._batchers[ref].submit(request.inputs)
             if v1:
                 response = protocol.render_v1(model, spec.version, outputs, spec.labels)
             else:
@@ -286,9 +287,9 @@ class Gateway:
                     payload, request, model, spec.version, outputs, spec.labels
                 )
             rows, confidences = request.rows, outputs.confidences
-            if self.telemetry is not None and spec.ref in self._edges:
+            if self.telemetry is not None and ref in self._edges:
                 columns = feature_columns(request.inputs, spec.features)
-            self._sample(tenant, spec.ref, now, request.inputs, response, confidences)
+            self._sample(tenant, ref, now, request.inputs, response, confidences)
             status = 200
             return 200, JSON, orjson.dumps(response)
         except HTTPError as exc:
@@ -300,10 +301,8 @@ class Gateway:
         finally:
             if admission is not None and admission.admitted:
                 await self.quotas.release(tenant, admission.ticket)
-            self._leave(spec.ref)
-            self._record(
-                tenant, spec.ref, now, status, self.timer() - start, confidences, columns, rows
-            )
+            self._leave(ref)
+            self._record(tenant, ref, now, status, self.timer() - start, confidences, columns, rows)
 
     def _record(
         self,

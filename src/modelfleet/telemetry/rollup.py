@@ -136,7 +136,10 @@ class Rollup:
             if latency_s <= threshold:
                 self.under_threshold[threshold] += 1
         if confidences is not None:
-            self.confidence.add_many(confidences)
+            if rows == 1:  # the common one-row request, without add_many's generality
+                self.confidence.add(float(confidences[0]))
+            else:
+                self.confidence.add_many(confidences)
         if features is not None:
             for name, histogram in self.features.items():
                 column = features.get(name)
@@ -275,6 +278,7 @@ class RollupBuffer:
         # would cost more than recording it.
         self._rollups: dict[_Slot, Rollup] = {}
         self._lock = threading.Lock()
+        self._current = (_EPOCH, _EPOCH, 0)  # the minute last recorded into: start, end, number
 
     def record(
         self,
@@ -291,8 +295,8 @@ class RollupBuffer:
         rows: int = 1,
     ) -> None:
         """Count a request served at `now` in its minute's rollup (see `Rollup.record`)."""
-        slot = (tenant, model, version, region, _minute_number(now))
         with self._lock:
+            slot = (tenant, model, version, region, self._minute(now))
             rollup = self._rollups.get(slot) or self._new(slot)
             rollup.record(status, latency_s, confidences, features, rows=rows)
             self._rollups[slot] = rollup  # only once recorded: a refused request leaves no trace
@@ -306,6 +310,17 @@ class RollupBuffer:
             rollup = self._rollups.get(slot) or self._new(slot)
             rollup.record_rejection()
             self._rollups[slot] = rollup
+
+    def _minute(self, now: datetime) -> int:
+        """`_minute_number(now)`, remembered for the rest of its minute: called per request."""
+        if now.tzinfo is None:
+            raise ValueError(f"rollup times must be timezone-aware, got {now.isoformat()}")
+        start, end, number = self._current
+        if not start <= now < end:
+            number = _minute_number(now)
+            start = _EPOCH + number * _MINUTE
+            self._current = (start, start + _MINUTE, number)
+        return number
 
     def drain(self) -> list[Rollup]:
         """Every rollup recorded since the last drain, sorted by key; the buffer is left empty."""
