@@ -55,8 +55,10 @@ class GatewayServer:
         *,
         refresh_s: float = 0.5,
         flush_s: float = 5.0,
+        freeze_gc: bool = False,
     ) -> None:
         self.gateway = gateway
+        self.freeze_gc = freeze_gc
         self.store = store
         self.clock = clock
         self.refresh_s = refresh_s
@@ -91,9 +93,11 @@ class GatewayServer:
     async def start(self) -> None:
         self.loop = asyncio.get_running_loop()
         await self.refresh()
-        # Everything loaded so far (libraries, models) lives as long as the process: keep it out
-        # of the garbage collector's full passes, which otherwise stall requests for tens of ms.
-        gc.freeze()
+        if self.freeze_gc:
+            # Everything loaded so far (libraries, models) lives as long as the process: keep it
+            # out of the garbage collector's full passes, which otherwise stall requests for
+            # tens of ms. Only in a process of its own: in a host program it is the host's call.
+            gc.freeze()
         self._tasks = [
             asyncio.create_task(self._every(self.refresh_s, self.refresh)),
             asyncio.create_task(self._every(self.flush_s, self.flush)),
@@ -191,7 +195,7 @@ class GatewayServer:
                 touch_key(conn, prefix, now=at)
 
 
-def build_server(settings: Settings, clock: Clock, **loops: float) -> GatewayServer:
+def build_server(settings: Settings, clock: Clock, **options: Any) -> GatewayServer:
     """A gateway on the settings' store, with quotas in Redis when one is configured."""
     store = open_store(settings.database_url)
     quotas: QuotaStore
@@ -207,12 +211,12 @@ def build_server(settings: Settings, clock: Clock, **loops: float) -> GatewaySer
         clock,
         GatewaySettings(region=settings.region, telemetry=settings.telemetry),
     )
-    return GatewayServer(gateway, store, clock, **loops)
+    return GatewayServer(gateway, store, clock, **options)
 
 
 def create_app() -> GatewayServer:
     """The application factory uvicorn calls in each worker process."""
-    return build_server(Settings.from_env(), SystemClock())
+    return build_server(Settings.from_env(), SystemClock(), freeze_gc=True)
 
 
 class ServingThread:
