@@ -9,12 +9,17 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 
 from modelfleet.clock import VirtualClock
 from modelfleet.store import Store, open_store
+
+# The machine is shared and CI's load varies: hypothesis judges properties, not speed.
+settings.register_profile("modelfleet", deadline=None)
+settings.load_profile("modelfleet")
 
 # `make test` makes sure this server runs; the suite fails rather than skips without it.
 POSTGRES_URL = os.environ.get(

@@ -25,7 +25,7 @@ import numpy as np
 
 
 def predict(batch):
-    time.sleep(0.5)  # a model busy long enough for requests to pile up
+    time.sleep(2.0)  # a model busy long enough for requests to pile up, even on a loaded machine
     return np.full((len(batch["x"]), 2), 0.5)
 """
 
