@@ -192,7 +192,8 @@ def test_a_queued_request_waits_no_longer_than_max_wait_while_the_backend_is_bus
         return waited
 
     waited = run(main)
-    assert 0.02 <= waited < 1.0
+    # uvloop's timers work in whole milliseconds and may fire a hair early by loop.time()
+    assert 0.02 - 0.001 <= waited < 1.0
     assert calls == [1, 1]
 
 
