@@ -100,9 +100,6 @@ class LocalQuotas:
     async def release(self, tenant: str, ticket: str) -> None:
         self._in_flight[tenant] = max(0, self._in_flight.get(tenant, 0) - 1)
 
-    def in_flight(self, tenant: str) -> int:
-        return self._in_flight.get(tenant, 0)
-
 
 # KEYS: bucket hash, in-flight sorted set.
 # ARGV: now, rate, burst, max_in_flight, ticket, lease seconds.
