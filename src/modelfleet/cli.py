@@ -215,12 +215,18 @@ def _listing(kind: Kind, found: list[Registered], versions: list[Registered]) ->
             registered = r.created_at.strftime("%Y-%m-%d %H:%M")
             table.add_row(v.model, r.resource.name, v.format, sha, registered, v.notes)
     else:
-        table = Table("NAME", "MODEL", "TENANTS", "STABLE VERSION", box=None)
+        table = Table("NAME", "MODEL", "TENANTS", "VERSION", "SERVING", "STRATEGY", "PINS", box=None)
         for r in found:
             assert isinstance(r.resource, Deployment)
             d = r.resource.spec
             tenants = d.tenants if d.tenants == "all" else ", ".join(d.tenants)
-            table.add_row(r.resource.name, d.model, tenants, d.stable_version)
+            strategy = d.strategy.type if d.strategy is not None else "immediate"
+            pins = ", ".join(f"{t}={v}" for t, v in d.pins.items())
+            serving = r.serving_version or ""
+            style = "" if serving == d.version else "[yellow]"
+            table.add_row(
+                r.resource.name, d.model, tenants, d.version, f"{style}{serving}", strategy, pins
+            )
     return table
 
 

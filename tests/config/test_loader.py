@@ -151,7 +151,7 @@ INVALID = [
         spec:
           model: m
           tenants: 5
-          stable_version: v1
+          version: v1
         """,
         "fleet.yaml:5:12: spec.tenants: Input should be 'all' or a valid list",
         id="tenants-neither-all-nor-list",
@@ -163,7 +163,7 @@ INVALID = [
         spec:
           model: m
           tenants: [acme, ACME]
-          stable_version: v1
+          version: v1
         """,
         "fleet.yaml:5:19: spec.tenants[1]: must be 1-63 lowercase letters, digits, '.', '_' or '-', "
         "starting and ending with a letter or digit",
@@ -242,7 +242,7 @@ spec: {model: MODEL, artifact: a.joblib, format: sklearn}
 
 
 def test_deployment_serves_all_or_listed_tenants() -> None:
-    deployment = "kind: Deployment\nmetadata: {name: d}\nspec: {model: m, tenants: TENANTS, stable_version: v1}\n"
+    deployment = "kind: Deployment\nmetadata: {name: d}\nspec: {model: m, tenants: TENANTS, version: v1}\n"
     [all_] = load_fleet_text(deployment.replace("TENANTS", "all")).deployments
     [listed] = load_fleet_text(deployment.replace("TENANTS", "[b, a]")).deployments
     assert isinstance(all_, Deployment) and all_.spec.tenants == "all"

@@ -58,7 +58,7 @@ spec: {model: digits, artifact: v2.joblib, format: sklearn}
 ---
 kind: Deployment
 metadata: {name: digits}
-spec: {model: digits, tenants: [acme, bolt], stable_version: v1}
+spec: {model: digits, tenants: [acme, bolt], version: v1}
 """
 
 

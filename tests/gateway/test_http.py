@@ -185,7 +185,7 @@ def test_a_route_change_is_served_within_a_second_and_fails_no_request(gateway: 
     change = (
         gateway.fleet_dir.joinpath("fleet.yaml")
         .read_text()
-        .replace("stable_version: v1", "stable_version: v2")
+        .replace("version: v1", "version: v2")
     )
 
     def hammer(_: int) -> list[tuple[int, str]]:
@@ -264,7 +264,7 @@ def test_a_version_that_fails_to_load_marks_its_deployment_failed_and_traffic_st
     gateway.apply(
         "kind: ModelVersion\nmetadata: {name: v3}\nspec: {model: digits, artifact: v3.joblib, format: sklearn}\n"
         "---\nkind: Deployment\nmetadata: {name: digits}\n"
-        "spec: {model: digits, tenants: [acme, bolt], stable_version: v3}\n"
+        "spec: {model: digits, tenants: [acme, bolt], version: v3}\n"
     )
 
     def status() -> tuple[str, str | None] | None:
@@ -288,7 +288,7 @@ def test_an_artifact_changed_on_disk_after_registration_is_refused(gateway: Runn
         (gateway.fleet_dir / "v1.joblib").read_bytes() + b"\0"
     )
     gateway.apply(
-        "kind: Deployment\nmetadata: {name: digits}\nspec: {model: digits, tenants: [acme, bolt], stable_version: v2}\n"
+        "kind: Deployment\nmetadata: {name: digits}\nspec: {model: digits, tenants: [acme, bolt], version: v2}\n"
     )
     with gateway.client("acme") as c:
         wait_for(

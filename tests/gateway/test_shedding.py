@@ -50,7 +50,7 @@ spec: {model: slow, artifact: "slow.py:predict", format: python}
 ---
 kind: Deployment
 metadata: {name: slow}
-spec: {model: slow, tenants: all, stable_version: v1}
+spec: {model: slow, tenants: all, version: v1}
 """
 
 BODY = {"inputs": [{"name": "x", "shape": [1], "datatype": "FP64", "data": [1.0]}]}

@@ -31,7 +31,7 @@ spec: {model: digits, artifact: v1.bin, format: sklearn, reference_data: ref.npz
 ---
 kind: Deployment
 metadata: {name: digits-prod}
-spec: {model: digits, tenants: [bolt, acme], stable_version: v1}
+spec: {model: digits, tenants: [bolt, acme], version: v1}
 """
 
 

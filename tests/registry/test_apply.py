@@ -159,7 +159,7 @@ def test_references_are_checked_against_file_and_store(
     store: Store, fleet_dir: Path, clock: VirtualClock
 ) -> None:
     edit(fleet_dir, "tenants: [bolt, acme]", "tenants: [bolt, acme, zeta]")
-    edit(fleet_dir, "stable_version: v1", "stable_version: v9")
+    edit(fleet_dir, "version: v1", "version: v9")
     edit(fleet_dir, "artifact: v1.bin", "artifact: missing.bin")
     before = dump(store)
     with pytest.raises(FleetConfigError) as info:
@@ -167,9 +167,9 @@ def test_references_are_checked_against_file_and_store(
     assert [str(i).split(": ", 1)[1] for i in info.value.issues] == [
         f"spec.artifact: file not found: {fleet_dir / 'missing.bin'}",
         "spec.tenants[2]: tenant 'zeta' is declared neither in the fleet file nor in the store",
-        "spec.stable_version: model 'digits' has no version 'v9' in the fleet file or the store",
+        "spec.version: model 'digits' has no version 'v9' in the fleet file or the store",
     ]
-    assert [(i.line, i.column) for i in info.value.issues] == [(18, 33), (22, 45), (22, 68)]
+    assert [(i.line, i.column) for i in info.value.issues] == [(18, 33), (22, 45), (22, 61)]
     assert dump(store) == before
 
 
@@ -181,14 +181,14 @@ def test_a_file_may_refer_to_what_the_store_already_holds(
     (fleet_dir / "next.yaml").write_text(
         "kind: ModelVersion\nmetadata: {name: v2}\nspec: {model: digits, artifact: v2.bin, format: sklearn}\n"
         "---\nkind: Deployment\nmetadata: {name: digits-prod}\n"
-        "spec: {model: digits, tenants: [acme, bolt], stable_version: v2}\n"
+        "spec: {model: digits, tenants: [acme, bolt], version: v2}\n"
     )
     changes = apply_fleet(
         store, load_fleet([fleet_dir / "next.yaml"]), actor=ACTOR, now=clock.now()
     )
     assert [(c.name, c.action, c.changed_fields()) for c in changes] == [
         ("digits/v2", Action.CREATED, ["artifact_sha256", "labels", "spec"]),
-        ("digits-prod", Action.CHANGED, ["spec.stable_version"]),
+        ("digits-prod", Action.CHANGED, ["spec.version"]),
     ]
 
 
@@ -198,7 +198,7 @@ def test_two_deployments_may_not_route_one_tenant_to_one_model(
     apply(store, fleet_dir, clock)
     (fleet_dir / "other.yaml").write_text(
         "kind: Deployment\nmetadata: {name: digits-beta}\n"
-        "spec: {model: digits, tenants: [bolt], stable_version: v1}\n"
+        "spec: {model: digits, tenants: [bolt], version: v1}\n"
     )
     with pytest.raises(
         FleetConfigError, match="deployment 'digits-prod' already serves tenants bolt"

@@ -61,7 +61,7 @@ metadata:
 spec:
   model: digits
   tenants: all
-  stable_version: v1
+  version: v1
 """
 
 

@@ -6,9 +6,20 @@ and unknown fields are errors, so a typo is refused instead of silently ignored.
 
 from __future__ import annotations
 
-from typing import Annotated, Final, Literal
+import re
+from datetime import timedelta
+from typing import Annotated, Any, Final, Literal
 
-from pydantic import BaseModel, ConfigDict, EmailStr, Field, StringConstraints, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    EmailStr,
+    Field,
+    PlainSerializer,
+    StringConstraints,
+    model_validator,
+)
 
 API_VERSION: Final = "modelfleet/v1"
 
@@ -98,17 +109,133 @@ class ModelVersionSpec(Strict):
     notes: str = ""
 
 
+_DURATION = re.compile(r"^(\d+(?:\.\d+)?)(ms|s|m|h|d)$")
+_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+
+
+def parse_duration(value: Any) -> Any:
+    """`30s`, `5m`, `1.5h`, `2d` or a number of seconds; anything else is left to pydantic."""
+    if isinstance(value, str):
+        match = _DURATION.match(value.strip())
+        if match is None:
+            raise ValueError(f"a duration is a number and a unit (ms, s, m, h, d), like 5m; got {value!r}")
+        return timedelta(seconds=float(match[1]) * _UNIT_SECONDS[match[2]])
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return timedelta(seconds=value)
+    return value
+
+
+def format_duration(value: timedelta) -> str:
+    """The shortest exact way to write a duration, the way fleet.yaml writes them: 90s, 5m, 2h."""
+    ms = round(value.total_seconds() * 1000)
+    for unit, size in (("d", 86_400_000), ("h", 3_600_000), ("m", 60_000), ("s", 1000)):
+        if ms % size == 0 and ms >= size:
+            return f"{ms // size}{unit}"
+    return f"{ms}ms"
+
+
+Duration = Annotated[
+    timedelta,
+    BeforeValidator(parse_duration),
+    PlainSerializer(format_duration, return_type=str, when_used="json"),
+]
+Share = Annotated[float, Field(ge=0.0, le=1.0)]
+Percent = Annotated[float, Field(gt=0.0, le=100.0)]
+Metric = Literal["error_rate", "latency", "confidence", "agreement"]
+# What a sticky split hashes: the tenant, or the value of a request header (a user, a store).
+StickyKey = Annotated[str, StringConstraints(pattern=r"^(tenant|[A-Za-z0-9-]{1,64})$")]
+
+
+_CRITICAL_BY_DEFAULT: list[Metric] = ["error_rate", "latency"]
+
+
+class GateSpec(Strict):
+    """What a candidate version must show on its evaluation set before it gets any traffic."""
+
+    min_accuracy: Share = 0.0
+    max_accuracy_drop: Share = 0.01  # below the stable version's accuracy, on the same rows
+    max_recall_drop: Share = 0.05  # for every class, and every segment if declared
+    segment_field: Name | None = None  # an array of the evaluation data naming each row's segment
+    max_load_s: Annotated[float, Field(gt=0)] = 30.0
+    max_latency_ms: Annotated[float, Field(gt=0)] = 100.0  # single-row p95
+
+
+class AnalysisSpec(Strict):
+    """How canary and stable are compared on the same window of real traffic."""
+
+    min_requests: Annotated[int, Field(ge=1)] = 50  # on each side, before anything is judged
+    significance: Annotated[float, Field(gt=0.0, lt=0.5)] = 0.01
+    max_error_increase: Share = 0.01  # canary's 5xx rate minus stable's
+    max_latency_ratio: Annotated[float, Field(ge=1.0)] = 1.25  # canary median over stable's
+    max_confidence_drop: Share = 0.05  # mean confidence, stable's minus canary's
+    min_agreement: Share = 0.9  # share of shadowed requests where both predict the same
+    critical: list[Metric] = Field(default_factory=lambda: _CRITICAL_BY_DEFAULT.copy())
+
+
+class CanaryStrategy(Strict):
+    """Weighted steps, each held for `interval` and judged against stable before the next."""
+
+    type: Literal["canary"]
+    steps: Annotated[list[Percent], Field(min_length=1)] = Field(
+        default_factory=lambda: [5.0, 25.0, 50.0, 100.0]
+    )
+    interval: Duration = timedelta(minutes=5)
+    shadow: Annotated[float, Field(ge=0.0, le=100.0)] = 0.0  # % of stable's requests mirrored
+    analysis: AnalysisSpec = Field(default_factory=AnalysisSpec)
+
+    @model_validator(mode="after")
+    def _rising_to_100(self) -> CanaryStrategy:
+        if any(a >= b for a, b in zip(self.steps, self.steps[1:], strict=False)):
+            raise ValueError("steps must rise strictly, e.g. [5, 25, 50, 100]")
+        if self.steps[-1] != 100:
+            raise ValueError("the last step must be 100: a canary ends with all traffic")
+        if self.interval <= timedelta(0):
+            raise ValueError("interval must be positive")
+        return self
+
+
+class BlueGreenStrategy(Strict):
+    """Warm the candidate beside stable, switch all traffic at once, keep stable warm a while."""
+
+    type: Literal["bluegreen"]
+    warmup: Duration = timedelta(seconds=30)
+    rollback_window: Duration = timedelta(minutes=10)
+    analysis: AnalysisSpec = Field(default_factory=AnalysisSpec)
+
+
+class ShadowStrategy(Strict):
+    """Mirror a share of requests to the candidate; its answers are compared, never returned."""
+
+    type: Literal["shadow"]
+    percent: Percent = 10.0
+    duration: Duration = timedelta(minutes=30)
+    analysis: AnalysisSpec = Field(default_factory=AnalysisSpec)
+
+
+Strategy = Annotated[
+    CanaryStrategy | BlueGreenStrategy | ShadowStrategy, Field(discriminator="type")
+]
+
+
 class DeploymentSpec(Strict):
-    """Which version of a model serves which tenants."""
+    """Which version of a model serves which tenants, and how a new version reaches them."""
 
     model: Name
     tenants: Literal["all"] | Annotated[list[Name], Field(min_length=1)]
-    stable_version: Name
+    version: Name
+    strategy: Strategy | None = None  # none: a new version takes all traffic at once
+    gate: GateSpec = Field(default_factory=GateSpec)
+    sticky_key: StickyKey = "tenant"
+    pins: dict[Name, Name] = Field(default_factory=dict)  # tenant -> its own version
 
     @model_validator(mode="after")
     def _unique_tenants(self) -> DeploymentSpec:
         if isinstance(self.tenants, list) and len(set(self.tenants)) != len(self.tenants):
             raise ValueError("tenants must not repeat")
+        if isinstance(self.tenants, list):
+            strangers = sorted(set(self.pins) - set(self.tenants))
+            if strangers:
+                raise ValueError(f"pins name tenants the deployment does not serve: {', '.join(strangers)}")
         return self
 
 

@@ -27,7 +27,7 @@ from modelfleet.gateway.errors import HTTPError, not_found, overloaded, too_many
 from modelfleet.gateway.quotas import TIER_QUOTAS, Admission, Quota, QuotaStore
 from modelfleet.gateway.routing import Route, RouteTable
 from modelfleet.registry.keys import prefix_of_key
-from modelfleet.runtime import Backend, MicroBatcher, VersionRef, VersionSpec
+from modelfleet.runtime import Backend, MicroBatcher, Outputs, VersionRef, VersionSpec
 from modelfleet.telemetry.edges import feature_columns, reference_edges
 from modelfleet.telemetry.metrics import CONTENT_TYPE, GatewayMetrics
 from modelfleet.telemetry.rollup import RollupBuffer
@@ -60,6 +60,8 @@ class GatewaySettings:
     sample_rate: float = 0.01  # share of requests kept whole, for review and debugging
     low_confidence: float = 0.5  # requests with a row under this confidence are always kept
     max_samples: int = 1000  # kept between two flushes at most
+    shadow_timeout_s: float = 5.0  # a shadow answer later than this counts as a timeout
+    max_shadow_in_flight: int = 64  # more are dropped: shadows never queue without bound
     tier_quotas: Mapping[str, Quota] = field(default_factory=lambda: dict(TIER_QUOTAS))
 
 
@@ -94,6 +96,7 @@ class Gateway:
         self._batchers: dict[VersionRef, MicroBatcher] = {}
         self._version_in_flight: dict[VersionRef, int] = {}
         self._in_flight = 0
+        self._shadows: set[asyncio.Task[None]] = set()
 
     # -- publishing routes (called by the refresher, off the hot path) ----------------------
 
@@ -124,14 +127,22 @@ class Gateway:
         status: dict[str, tuple[str, str | None]] = {}
         for key, route in table.routes.items():
             version = route.version.ref
-            if version in self._batchers:
-                routes[key] = route
-                status.setdefault(route.deployment, ("serving", None))
+            if version not in self._batchers:
+                status[route.deployment] = ("failed", f"{version}: {failed.get(version)}")
+                previous = self.table.routes.get(key)
+                if previous is not None and previous.version.ref in self._batchers:
+                    routes[key] = _without_candidate(previous)  # traffic stays where it was
                 continue
-            status[route.deployment] = ("failed", f"{version}: {failed.get(version)}")
-            previous = self.table.routes.get(key)
-            if previous is not None and previous.version.ref in self._batchers:
-                routes[key] = previous  # traffic stays where it was
+            candidate = route.canary or route.shadow
+            if candidate is not None and candidate.ref not in self._batchers:
+                # The stable version keeps all the traffic rather than fail any request.
+                status[route.deployment] = (
+                    "failed",
+                    f"{candidate.ref}: {failed.get(candidate.ref)}",
+                )
+                route = _without_candidate(route)
+            routes[key] = route
+            status.setdefault(route.deployment, ("serving", None))
         self.table = replace(table, routes=routes)
         self.ready = True
         self.collect_unused()
@@ -150,8 +161,8 @@ class Gateway:
         return self._edges.get(VersionRef(model, version), {})
 
     def collect_unused(self) -> None:
-        """Undeploy versions no route uses once their last request has finished."""
-        used = {r.version.ref for r in self.table.routes.values()}
+        """Undeploy versions no route uses (nor keeps warm) once their last request finished."""
+        used = {VersionRef(*ref) for ref in self.table.versions()}
         for version in list(self._batchers):
             if version not in used and not self._version_in_flight.get(version):
                 del self._batchers[version]
@@ -213,8 +224,8 @@ class Gateway:
         if rest in ([], ["ready"]):
             _allow(method, "GET")
             tenant, _ = self._authenticate(scope)
-            route = self._route(tenant, model, version)
-            spec = route.version
+            route = self._route(tenant, model)
+            spec = self._version(route, scope, version)
             if rest == ["ready"]:
                 ready = self.backend.health(spec.ref).serving
                 return (200 if ready else 503), JSON, orjson.dumps({"name": model, "ready": ready})
@@ -237,21 +248,34 @@ class Gateway:
             raise unauthorized("unknown or revoked API key")
         return stored.tenant, stored.prefix
 
-    def _route(self, tenant: str, model: str, version: str | None) -> Route:
-        route = self.table.route(tenant, model, version)
+    def _route(self, tenant: str, model: str) -> Route:
+        route = self.table.route(tenant, model)
         if route is None:
             self.metrics.rejections.labels("not_found").inc()
-            what = f"model {model!r}" + (f" version {version!r}" if version else "")
-            raise not_found(what)
+            raise not_found(f"model {model!r}")
         return route
+
+    def _version(self, route: Route, scope: Scope, version: str | None) -> VersionSpec:
+        """The version answering this request: the route's sticky assignment. A request that
+        names a version gets it if it is the stable one or the one assigned to it."""
+        assigned = route.version
+        if route.canary is not None:
+            sticky = None if route.sticky_header is None else _header(scope, route.sticky_header)
+            assigned = route.assign(sticky)
+        if version is None or version == assigned.version:
+            return assigned
+        if version == route.version.version:
+            return route.version
+        self.metrics.rejections.labels("not_found").inc()
+        raise not_found(f"model {route.version.model!r} version {version!r}")
 
     async def _infer(
         self, scope: Scope, receive: Receive, model: str, version: str | None, *, v1: bool
     ) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
         start = self.timer()
         tenant, prefix = self._authenticate(scope)
-        route = self._route(tenant, model, version)
-        spec = route.version
+        route = self._route(tenant, model)
+        spec = self._version(route, scope, version)
         ref = spec.ref
         now = self.clock.now()
         self.key_uses[prefix] = now
@@ -290,6 +314,8 @@ class Gateway:
             if self.telemetry is not None and ref in self._edges:
                 columns = feature_columns(request.inputs, spec.features)
             self._sample(tenant, ref, now, request.inputs, response, confidences)
+            if route.shadow is not None and spec is route.version:
+                self._mirror(tenant, route.shadow, route.shadow_percent, now, request, outputs)
             status = 200
             return 200, JSON, orjson.dumps(response)
         except HTTPError as exc:
@@ -369,6 +395,78 @@ class Gateway:
             }
         )
 
+    def _mirror(
+        self,
+        tenant: str,
+        shadow: VersionSpec,
+        percent: float,
+        now: datetime,
+        request: protocol.InferRequest,
+        served: Outputs,
+    ) -> None:
+        """Send `percent` % of requests also to the shadow version, in a task of their own: the
+        client's response is already computed and never waits for it."""
+        if self._rng.random() * 100.0 >= percent:
+            return
+        if len(self._shadows) >= self.settings.max_shadow_in_flight:
+            self.metrics.shadow.labels(shadow.model, shadow.version, "dropped").inc()
+            return
+        task = asyncio.create_task(self._shadow(tenant, shadow, now, request, served))
+        self._shadows.add(task)
+        task.add_done_callback(self._shadows.discard)
+
+    async def _shadow(
+        self,
+        tenant: str,
+        shadow: VersionSpec,
+        now: datetime,
+        request: protocol.InferRequest,
+        served: Outputs,
+    ) -> None:
+        ref = shadow.ref
+        batcher = self._batchers.get(ref)
+        if batcher is None:
+            return
+        self._version_in_flight[ref] = self._version_in_flight.get(ref, 0) + 1
+        start = self.timer()
+        status, outcome = 500, "error"
+        outputs: Outputs | None = None
+        try:
+            outputs = await asyncio.wait_for(
+                batcher.submit(request.inputs), self.settings.shadow_timeout_s
+            )
+            status, outcome = 200, "answered"
+        except TimeoutError:
+            status, outcome = 504, "timeout"
+        except Exception as exc:  # the shadow's failure is its own: the client never sees it
+            log.debug("shadow %s failed: %s", ref, exc)
+        finally:
+            self._version_in_flight[ref] -= 1
+        agreed = None
+        if outputs is not None and shadow.labels is not None:
+            agreed = int((outputs.predictions == served.predictions).sum())
+            outcome = "agreed" if agreed == request.rows else "disagreed"
+        self.metrics.shadow.labels(ref.model, ref.version, outcome).inc()
+        if self.telemetry is not None:
+            self.telemetry.record_shadow(
+                tenant,
+                ref.model,
+                ref.version,
+                self.settings.region,
+                now,
+                status,
+                self.timer() - start,
+                outputs.confidences if outputs is not None else None,
+                rows=request.rows,
+                agreed=agreed,
+            )
+
+    async def close_shadows(self) -> None:
+        """Cancel the shadow requests still waiting: nobody waits for their answers."""
+        for task in list(self._shadows):
+            task.cancel()
+        await asyncio.gather(*self._shadows, return_exceptions=True)
+
     def _enter(self, version: VersionRef) -> None:
         self._in_flight += 1
         self._version_in_flight[version] = self._version_in_flight.get(version, 0) + 1
@@ -378,6 +476,10 @@ class Gateway:
         self._in_flight -= 1
         self._version_in_flight[version] -= 1
         self.metrics.in_flight.dec()
+
+
+def _without_candidate(route: Route) -> Route:
+    return replace(route, canary=None, canary_percent=0.0, shadow=None, shadow_percent=0.0)
 
 
 def _allow(method: str, allowed: str) -> None:

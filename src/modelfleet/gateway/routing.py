@@ -3,12 +3,18 @@
 The gateway never queries the store per request. It holds one immutable `RouteTable` and
 swaps in a new one when the store changes; a request keeps the table it started with, so a
 route change never fails a request in flight.
+
+While a rollout runs, a route also names a candidate version and its share. Assignment is
+sticky: a request's sticky value (its tenant, or a declared header such as a user id) hashes
+to a bucket in [0, 10000), and the buckets below the canary's share go to the candidate. As
+the share grows, buckets only ever move from stable to candidate, never back and forth.
 """
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from sqlalchemy import Connection, func, select
 
@@ -17,19 +23,43 @@ from modelfleet.gateway.quotas import Quota
 from modelfleet.registry import load_state
 from modelfleet.registry.keys import StoredKey, active_keys
 from modelfleet.registry.resources import FleetState
+from modelfleet.registry.splits import TrafficSplit, read_splits
 from modelfleet.runtime.backend import VersionSpec
 from modelfleet.store.tables import audit_log
+
+BUCKETS = 10_000
+
+
+def bucket(seed: int, value: bytes) -> int:
+    """The sticky bucket in [0, BUCKETS) of `value` for a rollout seeded `seed`."""
+    return zlib.crc32(value, seed & 0xFFFFFFFF) % BUCKETS
 
 
 @dataclass(frozen=True)
 class Route:
-    """Where one tenant's requests for one model go."""
+    """Where one tenant's requests for one model go: the stable version, and while a rollout
+    runs, the candidate (answering `canary_percent` of requests, or shadowing them)."""
 
     tenant: str
     tier: str
     deployment: str
     version: VersionSpec
     quota: Quota | None = None  # the tenant's own, when fleet.yaml gives one
+    canary: VersionSpec | None = None
+    canary_percent: float = 0.0
+    shadow: VersionSpec | None = None
+    shadow_percent: float = 0.0
+    sticky_header: bytes | None = None  # lower-case header name; None: the tenant is the key
+    seed: int = 0
+
+    def assign(self, sticky: bytes | None) -> VersionSpec:
+        """The version answering a request whose sticky value is `sticky` (None: the tenant)."""
+        if self.canary is None or self.canary_percent <= 0.0:
+            return self.version
+        value = sticky if sticky is not None else self.tenant.encode()
+        if bucket(self.seed, value) < self.canary_percent * (BUCKETS // 100):
+            return self.canary
+        return self.version
 
 
 @dataclass(frozen=True)
@@ -40,22 +70,34 @@ class RouteTable:
     tiers: Mapping[str, str] = field(default_factory=dict)
     routes: Mapping[tuple[str, str], Route] = field(default_factory=dict)
     keys: Mapping[str, StoredKey] = field(default_factory=dict)
+    warm: tuple[VersionSpec, ...] = ()  # loaded, without traffic
 
-    def route(self, tenant: str, model: str, version: str | None = None) -> Route | None:
-        """The tenant's route to `model` (and to `version`, if named), or None: a model not
-        deployed for the tenant does not exist for it."""
-        found = self.routes.get((tenant, model))
-        if found is None or (version is not None and found.version.version != version):
-            return None
-        return found
+    def route(self, tenant: str, model: str) -> Route | None:
+        """The tenant's route to `model`, or None: a model not deployed for the tenant does not
+        exist for it."""
+        return self.routes.get((tenant, model))
 
     def versions(self) -> dict[tuple[str, str], VersionSpec]:
-        """Every version some route needs, keyed by (model, version)."""
-        return {(r.version.model, r.version.version): r.version for r in self.routes.values()}
+        """Every version to keep loaded, keyed by (model, version): those some route answers
+        or shadows with, and the warm ones."""
+        out: dict[tuple[str, str], VersionSpec] = {}
+        for route in self.routes.values():
+            for spec in (route.version, route.canary, route.shadow):
+                if spec is not None:
+                    out.setdefault((spec.model, spec.version), spec)
+        for spec in self.warm:
+            out.setdefault((spec.model, spec.version), spec)
+        return out
 
 
-def build_route_table(state: FleetState, keys: list[StoredKey], generation: int) -> RouteTable:
-    """Routes from the registry's state: each deployment's stable version for its tenants."""
+def build_route_table(
+    state: FleetState,
+    keys: list[StoredKey],
+    generation: int,
+    splits: Mapping[str, TrafficSplit] | None = None,
+) -> RouteTable:
+    """Routes from the registry's state: each deployment's stable version for its tenants (or
+    the version a tenant is pinned to), split with a candidate while a rollout runs."""
     tenants = [r.resource for r in state.of_kind(Tenant) if isinstance(r.resource, Tenant)]
     tiers = {t.name: t.spec.tier for t in tenants}
     quotas = {
@@ -64,18 +106,39 @@ def build_route_table(state: FleetState, keys: list[StoredKey], generation: int)
         if (q := t.spec.quota) is not None
     }
     routes: dict[tuple[str, str], Route] = {}
+    warm: list[VersionSpec] = []
     for reg in state.of_kind(Deployment):
         deployment = reg.resource
-        assert isinstance(deployment, Deployment)
-        spec = _version_spec(state, deployment.spec.model, deployment.spec.stable_version)
+        assert isinstance(deployment, Deployment) and reg.serving_version is not None
+        d = deployment.spec
+        spec = _version_spec(state, d.model, reg.serving_version)
         if spec is None:
             continue
-        served = list(tiers) if deployment.spec.tenants == "all" else deployment.spec.tenants
-        for tenant in served:
-            routes[(tenant, spec.model)] = Route(
-                tenant, tiers[tenant], deployment.name, spec, quotas.get(tenant)
+        split = (splits or {}).get(deployment.name)
+        candidate = _version_spec(state, d.model, split.candidate) if split else None
+        split_route = Route(tenant="", tier="", deployment=deployment.name, version=spec)
+        if split is not None and candidate is not None:
+            warm += [w for v in split.warm if (w := _version_spec(state, d.model, v)) is not None]
+            split_route = replace(
+                split_route,
+                canary=candidate if split.canary_percent > 0 else None,
+                canary_percent=split.canary_percent,
+                shadow=candidate if split.shadow_percent > 0 else None,
+                shadow_percent=split.shadow_percent,
+                sticky_header=None if d.sticky_key == "tenant" else d.sticky_key.lower().encode(),
+                seed=split.seed,
             )
-    return RouteTable(generation, tiers, routes, {k.prefix: k for k in keys})
+        served = list(tiers) if d.tenants == "all" else d.tenants
+        for tenant in served:
+            route = replace(split_route, tenant=tenant, tier=tiers[tenant], quota=quotas.get(tenant))
+            pinned = d.pins.get(tenant)
+            if pinned is not None:  # a tenant's own version: outside any rollout
+                own = _version_spec(state, d.model, pinned)
+                if own is None:
+                    continue
+                route = Route(tenant, tiers[tenant], deployment.name, own, quotas.get(tenant))
+            routes[(tenant, d.model)] = route
+    return RouteTable(generation, tiers, routes, {k.prefix: k for k in keys}, tuple(warm))
 
 
 def _version_spec(state: FleetState, model: str, version: str) -> VersionSpec | None:
@@ -109,4 +172,4 @@ def store_generation(conn: Connection) -> int:
 def load_route_table(conn: Connection) -> RouteTable:
     """Read the registry and keys in one transaction and build the table."""
     generation = store_generation(conn)
-    return build_route_table(load_state(conn), active_keys(conn), generation)
+    return build_route_table(load_state(conn), active_keys(conn), generation, read_splits(conn))

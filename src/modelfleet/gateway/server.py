@@ -108,6 +108,7 @@ class GatewayServer:
         # cut off after its rows were committed would otherwise be written twice.
         self._stopping.set()
         await asyncio.gather(*self._tasks)
+        await self.gateway.close_shadows()
         if not await self.flush():
             log.error("could not flush %d rollups at shutdown", len(self._unflushed))
         close = getattr(self.gateway.backend, "close", None)

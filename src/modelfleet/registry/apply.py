@@ -143,14 +143,24 @@ def _check(desired: list[_Desired], current: FleetState) -> list[ConfigIssue]:
             spec = r.spec
             if ("Model", spec.model) not in declared:
                 problems.append(source.issue(("spec", "model"), _missing("model", spec.model)))
-            elif ("ModelVersion", spec.model, spec.stable_version) not in declared:
-                problems.append(
-                    source.issue(
-                        ("spec", "stable_version"),
-                        f"model {spec.model!r} has no version {spec.stable_version!r} "
-                        "in the fleet file or the store",
+            else:
+                wanted = [(("spec", "version"), spec.version)] + [
+                    (("spec", "pins", tenant), version) for tenant, version in spec.pins.items()
+                ]
+                for path, version in wanted:
+                    if ("ModelVersion", spec.model, version) not in declared:
+                        problems.append(
+                            source.issue(
+                                path,
+                                f"model {spec.model!r} has no version {version!r} "
+                                "in the fleet file or the store",
+                            )
+                        )
+            for tenant in spec.pins:
+                if ("Tenant", tenant) not in declared:
+                    problems.append(
+                        source.issue(("spec", "pins", tenant), _missing("tenant", tenant), at_key=True)
                     )
-                )
             as_declared = d.document.resource  # unsorted, so errors point at the right item
             if isinstance(as_declared, Deployment) and as_declared.spec.tenants != "all":
                 for i, tenant in enumerate(as_declared.spec.tenants):

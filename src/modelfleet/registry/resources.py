@@ -32,6 +32,7 @@ class Registered:
     created_at: datetime
     updated_at: datetime
     artifact_sha256: str | None = None  # model versions only
+    serving_version: str | None = None  # deployments only: the stable version serving now
 
     @property
     def state(self) -> dict[str, Any]:
@@ -120,8 +121,16 @@ def write(
         values = {
             "model": d.model,
             "all_tenants": d.tenants == "all",
-            "stable_version": d.stable_version,
+            "declared_version": d.version,
+            "strategy": d.strategy.model_dump(mode="json") if d.strategy is not None else None,
+            "gate": d.gate.model_dump(mode="json"),
+            "sticky_key": d.sticky_key,
+            "pins": dict(d.pins),
         }
+        # A new deployment serves its version at once; a changed version is rolled out by the
+        # rollout controller when a strategy is declared, and switched at once otherwise.
+        if not exists or d.strategy is None:
+            values["stable_version"] = d.version
         _upsert(conn, deployments, {"name": resource.name}, {**values, **meta}, exists, now)
         conn.execute(
             delete(deployment_tenants).where(deployment_tenants.c.deployment == resource.name)
@@ -237,11 +246,16 @@ def _deployments(conn: Connection) -> list[Registered]:
                 spec={
                     "model": r.model,
                     "tenants": "all" if r.all_tenants else served.get(r.name, []),
-                    "stable_version": r.stable_version,
+                    "version": r.declared_version,
+                    "strategy": r.strategy,
+                    "gate": r.gate,
+                    "sticky_key": r.sticky_key,
+                    "pins": r.pins,
                 },
             ),
             r.created_at,
             r.updated_at,
+            serving_version=r.stable_version,
         )
         for r in rows
     ]

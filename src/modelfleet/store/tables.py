@@ -6,6 +6,7 @@ from sqlalchemy import (
     JSON,
     Boolean,
     Column,
+    Float,
     ForeignKey,
     ForeignKeyConstraint,
     Integer,
@@ -14,6 +15,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    false,
 )
 
 from modelfleet.store.types import UTCDateTime
@@ -80,7 +82,14 @@ deployments = Table(
     Column("name", String(NAME), primary_key=True),
     Column("model", String(NAME), ForeignKey("models.name"), nullable=False),
     Column("all_tenants", Boolean, nullable=False),
+    # The version that serves (rollouts promote and roll back), and the one fleet.yaml declares:
+    # they differ while a rollout runs, and after one was rolled back.
     Column("stable_version", String(NAME), nullable=False),
+    Column("declared_version", String(NAME), nullable=False),
+    Column("strategy", JSON, nullable=True),
+    Column("gate", JSON, nullable=False),
+    Column("sticky_key", String(64), nullable=False, server_default="tenant"),
+    Column("pins", JSON, nullable=False),  # tenant -> version
     Column("labels", JSON, nullable=False),
     Column("created_at", UTCDateTime, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
@@ -141,6 +150,7 @@ rollups = Table(
     Column("version", String(NAME), nullable=False),
     Column("region", String(NAME), nullable=False),
     Column("minute", UTCDateTime, nullable=False, index=True),
+    Column("shadow", Boolean, nullable=False, server_default=false()),
     Column("payload", JSON, nullable=False),
     Column("flushed_at", UTCDateTime, nullable=False),
 )
@@ -175,4 +185,90 @@ samples = Table(
     Column("reason", String(32), nullable=False),
     Column("inputs", JSON, nullable=False),
     Column("outputs", JSON, nullable=False),
+)
+
+# How a deployment's traffic is split while a rollout runs, as the rollout controller publishes
+# it: the gateway reads it with the routes. No row: all traffic to the stable version.
+traffic_splits = Table(
+    "traffic_splits",
+    metadata,
+    Column(
+        "deployment",
+        String(NAME),
+        ForeignKey("deployments.name", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("candidate", String(NAME), nullable=False),
+    Column("canary_percent", Float, nullable=False),  # of requests answered by the candidate
+    Column("shadow_percent", Float, nullable=False),  # of stable's requests mirrored to it
+    Column("warm", JSON, nullable=False),  # versions kept loaded without traffic
+    Column("seed", Integer, nullable=False),  # reshuffles sticky assignment per rollout
+    Column("updated_at", UTCDateTime, nullable=False),
+)
+
+rollouts = Table(
+    "rollouts",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column(
+        "deployment",
+        String(NAME),
+        ForeignKey("deployments.name", ondelete="CASCADE"),
+        nullable=False,
+        index=True,
+    ),
+    Column("model", String(NAME), nullable=False),
+    Column("strategy", String(16), nullable=False),
+    Column("spec", JSON, nullable=False),  # strategy, gate and sticky key as they were at start
+    Column("stable_version", String(NAME), nullable=False),
+    Column("candidate_version", String(NAME), nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("phase", String(16), nullable=False),
+    Column("step", Integer, nullable=False),
+    Column("percent", Float, nullable=False),
+    Column("paused", Boolean, nullable=False),
+    Column("phase_started_at", UTCDateTime, nullable=False),
+    Column("baseline", JSON, nullable=True),  # stable's window when it no longer gets traffic
+    Column("started_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Column("ended_at", UTCDateTime, nullable=True),
+    Column("reason", Text, nullable=False),
+    Column("actor", String(200), nullable=False),
+)
+
+# Every decision of a rollout, with its evidence: gate reports, analyses, steps, pauses.
+rollout_events = Table(
+    "rollout_events",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column(
+        "rollout",
+        Integer,
+        ForeignKey("rollouts.id", ondelete="CASCADE"),
+        nullable=False,
+        index=True,
+    ),
+    Column("at", UTCDateTime, nullable=False),
+    Column("kind", String(32), nullable=False),
+    Column("step", Integer, nullable=False),
+    Column("percent", Float, nullable=False),
+    Column("outcome", String(16), nullable=True),
+    Column("reason", Text, nullable=False),
+    Column("evidence", JSON, nullable=True),
+)
+
+# What the control plane's controllers tell each other and people: a rollout rolled back, a
+# gate refused a version. Alerting routes them; they are only ever appended.
+events = Table(
+    "events",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("at", UTCDateTime, nullable=False, index=True),
+    Column("source", String(32), nullable=False),
+    Column("kind", String(64), nullable=False),
+    Column("severity", String(16), nullable=False),
+    Column("subject", String(200), nullable=False),
+    Column("tenant", String(NAME), nullable=True),
+    Column("message", Text, nullable=False),
+    Column("details", JSON, nullable=False),
 )

@@ -45,6 +45,15 @@ class GatewayMetrics:
             registry=self.registry,
         )
 
+        self.shadow = Counter(
+            "modelfleet_shadow_requests",
+            "Requests mirrored to a shadow version, by outcome: agreed, disagreed (the "
+            "predictions differ), answered (not a classifier), error, timeout, or dropped "
+            "(too many shadow requests in flight).",
+            ["model", "version", "outcome"],
+            registry=self.registry,
+        )
+
     def exposition(self) -> bytes:
         """The Prometheus text format of every metric."""
         return generate_latest(self.registry)

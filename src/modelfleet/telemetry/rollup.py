@@ -16,6 +16,9 @@ Invariants of a rollup:
 - latency.count == requests - status["rejected"], and under_threshold[t] <= latency.count.
 - Each feature histogram's total is the rows of the requests recorded with features: a feature
   absent from a request's features counts as missing for each of its rows.
+- A shadow rollup (`key.shadow`) counts the requests mirrored to a candidate version, whose
+  answers no client saw; `agreed <= compared` counts those whose prediction matched the
+  answer the client got, row by row. Shadow rollups never enter a tenant's own figures.
 """
 
 from __future__ import annotations
@@ -39,7 +42,8 @@ CONFIDENCE_EDGES = tuple(i / 10 for i in range(11))  # i / 10 is the double near
 _STATUS_CLASS = {2: "2xx", 4: "4xx", 5: "5xx"}
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MINUTE = timedelta(minutes=1)
-_Slot = tuple[str, str, str, str, int]  # tenant, model, version, region, minutes since epoch
+# tenant, model, version, region, minutes since epoch, shadow
+_Slot = tuple[str, str, str, str, int, bool]
 
 Values = Sequence[float] | npt.NDArray[Any]
 EdgesFor = Callable[[str, str], Mapping[str, Sequence[float]]]
@@ -54,6 +58,7 @@ class RollupKey:
     version: str
     region: str
     minute: datetime  # timezone-aware UTC, truncated to the minute
+    shadow: bool = False  # mirrored requests, whose answers no client saw
 
     def __post_init__(self) -> None:
         m = self.minute
@@ -61,9 +66,19 @@ class RollupKey:
             raise ValueError(f"a rollup's minute must be UTC and whole, got {m.isoformat()}")
 
     @classmethod
-    def at(cls, tenant: str, model: str, version: str, region: str, now: datetime) -> RollupKey:
+    def at(
+        cls,
+        tenant: str,
+        model: str,
+        version: str,
+        region: str,
+        now: datetime,
+        *,
+        shadow: bool = False,
+    ) -> RollupKey:
         """The key of the minute holding `now` (timezone-aware, any zone)."""
-        return cls(tenant, model, version, region, _EPOCH + _minute_number(now) * _MINUTE)
+        minute = _EPOCH + _minute_number(now) * _MINUTE
+        return cls(tenant, model, version, region, minute, shadow)
 
 
 class Rollup:
@@ -73,6 +88,8 @@ class Rollup:
     """
 
     __slots__ = (
+        "agreed",
+        "compared",
         "confidence",
         "features",
         "key",
@@ -98,6 +115,8 @@ class Rollup:
         self.under_threshold = dict.fromkeys(self.thresholds, 0)
         self.confidence = Histogram(CONFIDENCE_EDGES)
         self.features = {name: Histogram(edges) for name, edges in (feature_edges or {}).items()}
+        self.compared = 0
+        self.agreed = 0
 
     @property
     def requests(self) -> int:
@@ -148,6 +167,13 @@ class Rollup:
                 else:
                     histogram.add_many(column)
 
+    def record_agreement(self, compared: int, agreed: int) -> None:
+        """Count `compared` shadowed rows, of which `agreed` got the same prediction as served."""
+        if not 0 <= agreed <= compared:
+            raise ValueError(f"agreed rows must lie in [0, compared], got {agreed} of {compared}")
+        self.compared += compared
+        self.agreed += agreed
+
     def record_rejection(self) -> None:
         """Count one request refused by its tenant's quota before it reached a model."""
         self.status["rejected"] += 1
@@ -171,6 +197,8 @@ class Rollup:
         self.confidence.merge(other.confidence)
         for name, histogram in other.features.items():
             self.features[name].merge(histogram)
+        self.compared += other.compared
+        self.agreed += other.agreed
 
     def copy(self) -> Rollup:
         """An independent rollup with the same counts."""
@@ -190,6 +218,7 @@ class Rollup:
             "version": self.key.version,
             "region": self.key.region,
             "minute": self.key.minute.isoformat(),
+            "shadow": self.key.shadow,
             "status": dict(self.status),
             "rows": self.rows,
             "latency": self.latency.to_dict(),
@@ -197,6 +226,8 @@ class Rollup:
             "under_threshold": [self.under_threshold[t] for t in self.thresholds],
             "confidence": self.confidence.to_dict(),
             "features": {name: self.features[name].to_dict() for name in sorted(self.features)},
+            "compared": self.compared,
+            "agreed": self.agreed,
         }
 
     @classmethod
@@ -209,6 +240,7 @@ class Rollup:
                 str(data["version"]),
                 str(data["region"]),
                 datetime.fromisoformat(data["minute"]),
+                bool(data.get("shadow", False)),  # rollups written before shadows existed
             )
             features = {str(n): Histogram.from_dict(h) for n, h in data["features"].items()}
             rollup = cls(
@@ -220,9 +252,10 @@ class Rollup:
             rows = data["rows"]
             latency = LatencySketch.from_dict(data["latency"])
             confidence = Histogram.from_dict(data["confidence"])
+            compared, agreed = data.get("compared", 0), data.get("agreed", 0)
         except (KeyError, TypeError, AttributeError) as exc:
             raise ValueError(f"not a rollup: {exc}") from exc
-        counts = [rows, *status.values(), *under]
+        counts = [rows, *status.values(), *under, compared, agreed]
         if set(status) != set(STATUS_CLASSES) or len(under) != len(rollup.thresholds):
             raise ValueError("not a rollup: status classes or threshold counts do not match")
         if not all(isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in counts):
@@ -233,6 +266,9 @@ class Rollup:
         rollup.under_threshold = dict(zip(rollup.thresholds, under, strict=True))
         rollup.confidence = confidence
         rollup.features = features
+        if agreed > compared:
+            raise ValueError("not a rollup: more rows agreed than were compared")
+        rollup.compared, rollup.agreed = compared, agreed
         return rollup
 
     def __eq__(self, other: object) -> bool:
@@ -247,6 +283,8 @@ class Rollup:
             and self.latency == other.latency
             and self.confidence == other.confidence
             and self.features == other.features
+            and self.compared == other.compared
+            and self.agreed == other.agreed
         )
 
     def __repr__(self) -> str:
@@ -296,16 +334,42 @@ class RollupBuffer:
     ) -> None:
         """Count a request served at `now` in its minute's rollup (see `Rollup.record`)."""
         with self._lock:
-            slot = (tenant, model, version, region, self._minute(now))
+            slot = (tenant, model, version, region, self._minute(now), False)
             rollup = self._rollups.get(slot) or self._new(slot)
             rollup.record(status, latency_s, confidences, features, rows=rows)
             self._rollups[slot] = rollup  # only once recorded: a refused request leaves no trace
+
+    def record_shadow(
+        self,
+        tenant: str,
+        model: str,
+        version: str,
+        region: str,
+        now: datetime,
+        status: int,
+        latency_s: float,
+        confidences: Values | None = None,
+        *,
+        rows: int = 1,
+        agreed: int | None = None,
+    ) -> None:
+        """Count a request mirrored to candidate `version`: in a shadow rollup of its own, with
+        `agreed` of its rows predicted as the client was answered (None: not compared)."""
+        if agreed is not None and not 0 <= agreed <= rows:
+            raise ValueError(f"agreed rows must lie in [0, {rows}], got {agreed}")
+        with self._lock:
+            slot = (tenant, model, version, region, _minute_number(now), True)
+            rollup = self._rollups.get(slot) or self._new(slot)
+            rollup.record(status, latency_s, confidences, rows=rows)
+            if agreed is not None:
+                rollup.record_agreement(rows, agreed)
+            self._rollups[slot] = rollup
 
     def record_rejection(
         self, tenant: str, model: str, version: str, region: str, now: datetime
     ) -> None:
         """Count a quota rejection at `now`, for the version the request was routed to."""
-        slot = (tenant, model, version, region, _minute_number(now))
+        slot = (tenant, model, version, region, _minute_number(now), False)
         with self._lock:
             rollup = self._rollups.get(slot) or self._new(slot)
             rollup.record_rejection()
@@ -329,8 +393,8 @@ class RollupBuffer:
         return sorted(rollups.values(), key=lambda r: r.key)
 
     def _new(self, slot: _Slot) -> Rollup:
-        tenant, model, version, region, minute = slot
-        key = RollupKey(tenant, model, version, region, _EPOCH + minute * _MINUTE)
+        tenant, model, version, region, minute, shadow = slot
+        key = RollupKey(tenant, model, version, region, _EPOCH + minute * _MINUTE, shadow)
         return Rollup(key, thresholds=self.thresholds, feature_edges=self.edges_for(model, version))
 
 

@@ -1,0 +1,62 @@
+"""Events: what a controller tells the rest of the control plane and the people on call.
+
+Controllers never call each other; a rollout that rolls back, or a gate that refuses a version,
+appends an event here, and alerting (or an operator's `modelfleet events`) reads it from the
+store. Events are only ever appended.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal
+
+from sqlalchemy import Connection, insert, select
+
+from modelfleet.store.tables import events
+
+Severity = Literal["info", "warning", "critical"]
+
+
+@dataclass(frozen=True)
+class Event:
+    at: datetime
+    source: str  # the controller that wrote it: rollouts, monitors, ...
+    kind: str  # dotted, e.g. rollout.rolled_back
+    severity: Severity
+    subject: str  # what it is about: a deployment, a tenant, a model
+    message: str
+    details: dict[str, Any] = field(default_factory=dict)
+    tenant: str | None = None
+
+
+def record_event(conn: Connection, event: Event) -> None:
+    conn.execute(
+        insert(events).values(
+            at=event.at,
+            source=event.source,
+            kind=event.kind,
+            severity=event.severity,
+            subject=event.subject,
+            tenant=event.tenant,
+            message=event.message,
+            details=event.details,
+        )
+    )
+
+
+def recent_events(
+    conn: Connection, *, since: datetime | None = None, source: str | None = None, limit: int = 100
+) -> list[Event]:
+    """The newest events first."""
+    query = select(events).order_by(events.c.id.desc()).limit(limit)
+    if since is not None:
+        query = query.where(events.c.at >= since)
+    if source is not None:
+        query = query.where(events.c.source == source)
+    return [
+        Event(
+            r.at, r.source, r.kind, r.severity, r.subject, r.message, dict(r.details), r.tenant
+        )
+        for r in conn.execute(query)
+    ]
