@@ -253,27 +253,43 @@ def test_requests_of_different_shapes_are_not_mixed() -> None:
     ]
 
 
-def test_an_exception_in_infer_reaches_every_caller_of_that_batch() -> None:
+def test_a_failing_batch_is_retried_request_by_request_so_only_the_bad_one_fails() -> None:
     calls: list[int] = []
 
     async def infer(batch: Batch) -> Outputs:
         calls.append(len(batch["x"]))
-        if len(calls) == 1:
-            raise RuntimeError("replica crashed")
+        if (batch["x"][:, 0] == 3).any():
+            raise RuntimeError("cannot predict row 3")
         return compute(batch)
 
     async def main() -> tuple[list[Outputs | BaseException], Outputs]:
         batcher = MicroBatcher(infer, max_batch_size=32, max_wait_s=5.0)
-        failed = await asyncio.gather(
+        results = await asyncio.gather(
             *(batcher.submit(request(i, 1)) for i in range(5)), return_exceptions=True
         )
-        return failed, await batcher.submit(request(9, 1))
+        return results, await batcher.submit(request(9, 1))
 
-    failed, after = run(main)
+    results, after = run(main)
 
-    assert calls == [5, 1]
-    assert all(isinstance(e, RuntimeError) and str(e) == "replica crashed" for e in failed)
+    assert calls == [5, 1, 1, 1, 1, 1, 1]  # the batch, each request alone, then the next one
+    for i, result in enumerate(results):
+        if i == 3:
+            assert isinstance(result, RuntimeError) and str(result) == "cannot predict row 3"
+        else:
+            assert isinstance(result, Outputs) and int(result.predictions[0]) == i
     assert int(after.predictions[0]) == 9  # the batcher keeps serving
+
+
+def test_a_request_that_fails_alone_gets_the_error() -> None:
+    async def infer(batch: Batch) -> Outputs:
+        raise RuntimeError("replica crashed")
+
+    async def main() -> BaseException | Outputs:
+        batcher = MicroBatcher(infer, max_batch_size=32, max_wait_s=0.0)
+        return (await asyncio.gather(batcher.submit(request(0, 1)), return_exceptions=True))[0]
+
+    failed = run(main)
+    assert isinstance(failed, RuntimeError) and str(failed) == "replica crashed"
 
 
 def test_a_malformed_request_fails_alone() -> None:

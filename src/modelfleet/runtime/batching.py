@@ -94,7 +94,8 @@ class MicroBatcher:
         """The outputs for `batch`'s rows, computed in a batch with other concurrent requests.
 
         Raises InvalidBatch when the arrays do not share one leading dimension of at least one
-        row, and whatever `infer` raised for the batch this request rode in.
+        row, and whatever `infer` raised for this request's rows: when a batch fails, each of its
+        requests is tried alone, so one request's bad row fails no other.
         """
         rows, signature = _shape_of(batch)
         loop = self._bind(asyncio.get_running_loop())
@@ -191,9 +192,14 @@ class MicroBatcher:
                 request.future.cancel()
             raise
         except Exception as exc:
-            for request in requests:
-                if not request.future.done():
-                    request.future.set_exception(exc)
+            if len(requests) == 1:
+                if not requests[0].future.done():
+                    requests[0].future.set_exception(exc)
+            else:
+                # One request's bad row must not fail the others it shared a batch with: each
+                # is tried alone, and only those that fail alone get an error.
+                for request in requests:
+                    await self._run_alone(request)
         else:
             start = 0
             for request in requests:
@@ -203,6 +209,25 @@ class MicroBatcher:
         finally:
             self._in_flight -= 1
         self._pump()
+
+    async def _run_alone(self, request: _Request) -> None:
+        if request.future.done():
+            return
+        try:
+            outputs = await self.infer(request.batch)
+            if len(outputs) != request.rows:
+                raise PredictionError(
+                    f"infer returned {len(outputs)} rows for a batch of {request.rows}"
+                )
+        except asyncio.CancelledError:
+            request.future.cancel()
+            raise
+        except Exception as exc:
+            if not request.future.done():
+                request.future.set_exception(exc)
+        else:
+            if not request.future.done():
+                request.future.set_result(outputs)
 
 
 def _shape_of(batch: Batch) -> tuple[int, Signature]:
