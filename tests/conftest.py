@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import secrets
+import shutil
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -70,3 +72,20 @@ def store(database_url: str) -> Iterator[Store]:
 @pytest.fixture
 def clock() -> VirtualClock:
     return VirtualClock(datetime(2026, 11, 2, 9, 30, tzinfo=UTC))
+
+
+EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "retail-vision"
+
+
+@pytest.fixture(scope="session")
+def trained_example(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A copy of the retail-vision example with its models trained by its own script."""
+    root = tmp_path_factory.mktemp("retail-vision")
+    for name in ("fleet.yaml", "v4.py"):
+        shutil.copy(EXAMPLE / name, root / name)
+    spec = importlib.util.spec_from_file_location("retail_vision_train", EXAMPLE / "train.py")
+    assert spec is not None and spec.loader is not None
+    train = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(train)
+    train.train(root / "artifacts")
+    return root

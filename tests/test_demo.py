@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import shutil
 from pathlib import Path
 
@@ -11,19 +10,6 @@ import pytest
 from modelfleet.cli import main
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "retail-vision"
-
-
-@pytest.fixture(scope="module")
-def trained_example(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A copy of the example with its models trained by its own script."""
-    root = tmp_path_factory.mktemp("retail-vision")
-    shutil.copy(EXAMPLE / "fleet.yaml", root / "fleet.yaml")
-    spec = importlib.util.spec_from_file_location("retail_vision_train", EXAMPLE / "train.py")
-    assert spec is not None and spec.loader is not None
-    train = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(train)
-    train.train(root / "artifacts")
-    return root
 
 
 def test_demo_applies_the_example_and_exits_0(

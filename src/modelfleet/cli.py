@@ -9,7 +9,7 @@ import json
 import signal
 import sys
 from collections.abc import Mapping
-from datetime import timedelta
+from datetime import datetime, timedelta
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
@@ -17,12 +17,14 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 from rich.live import Live
+from rich.markup import escape
 from rich.table import Table
 
-from modelfleet import __version__
+from modelfleet import __version__, rollouts
 from modelfleet.clock import SystemClock
 from modelfleet.config import load_fleet
 from modelfleet.config.schema import Deployment, Model, ModelVersion, Tenant
+from modelfleet.control import ControlLoop, controllers
 from modelfleet.errors import FleetConfigError, InvalidInput, ModelfleetError
 from modelfleet.gateway.server import serve
 from modelfleet.registry import (
@@ -36,16 +38,20 @@ from modelfleet.registry import (
     load_state,
     revoke_key,
 )
+from modelfleet.registry.events import recent_events
 from modelfleet.registry.keys import KeyRecord
 from modelfleet.settings import Settings
 from modelfleet.sim.demo import (
+    DEMO_ROLLOUTS,
     EXAMPLE,
     demo_loads,
     drive_traffic,
     prepare_demo,
     recorded_stats,
+    run_rollouts,
     start_demo_gateway,
 )
+from modelfleet.sim.rollout import Round
 from modelfleet.sim.traffic import Tally
 from modelfleet.store import Store, current_revision, head_revision, open_store, upgrade
 from modelfleet.telemetry.summary import Summary, summarize
@@ -62,8 +68,13 @@ app = typer.Typer(
 )
 keys_app = typer.Typer(help="Create, list and revoke tenants' API keys.", no_args_is_help=True)
 db_app = typer.Typer(help="Manage the store's schema.", no_args_is_help=True)
+rollout_app = typer.Typer(
+    help="Roll a new version out safely: quality gate, then canary, blue-green or shadow.",
+    no_args_is_help=True,
+)
 app.add_typer(keys_app, name="keys")
 app.add_typer(db_app, name="db")
+app.add_typer(rollout_app, name="rollout")
 
 out = Console()
 err = Console(stderr=True, soft_wrap=True)  # messages stay one line, for scripts and editors
@@ -215,7 +226,9 @@ def _listing(kind: Kind, found: list[Registered], versions: list[Registered]) ->
             registered = r.created_at.strftime("%Y-%m-%d %H:%M")
             table.add_row(v.model, r.resource.name, v.format, sha, registered, v.notes)
     else:
-        table = Table("NAME", "MODEL", "TENANTS", "VERSION", "SERVING", "STRATEGY", "PINS", box=None)
+        table = Table(
+            "NAME", "MODEL", "TENANTS", "VERSION", "SERVING", "STRATEGY", "PINS", box=None
+        )
         for r in found:
             assert isinstance(r.resource, Deployment)
             d = r.resource.spec
@@ -321,10 +334,23 @@ def up(
     host: Annotated[str, typer.Option(help="address to listen on")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="port to listen on")] = 8080,
     workers: Annotated[int, typer.Option(min=1, help="worker processes")] = 1,
+    control: Annotated[
+        bool,
+        typer.Option(help="also run the control loop (rollouts); one process per store should"),
+    ] = True,
+    tick: Annotated[float, typer.Option(min=0.1, help="seconds between control ticks")] = 5.0,
 ) -> None:
     """Serve the gateway on the store's fleet until SIGTERM or Ctrl-C (then exits 0)."""
-    open_store(_settings().database_url).close()  # fail here, clearly, if the store is unusable
-    serve(host, port, workers)
+    store = open_store(_settings().database_url)  # fail here, clearly, if the store is unusable
+    loop = ControlLoop(controllers(store), clock, interval_s=tick) if control else None
+    if loop is not None:
+        loop.start()
+    try:
+        serve(host, port, workers)
+    finally:
+        if loop is not None:
+            loop.stop()
+        store.close()
 
 
 @app.command()
@@ -460,20 +486,51 @@ def demo(
     )
     out.print(_stats_table(summaries, seconds))
 
+    serving.stop()
+
+    out.rule("3. safe rollouts")
+    out.print(
+        "The deployment rolls new versions out by canary: a quality gate on the evaluation set,\n"
+        "then 5, 25, 50 and 100 % of requests, each step held 2 minutes and judged against v1\n"
+        "on the same minutes of real traffic. Minutes pass on a virtual clock: every 30 s\n"
+        "acme-grocers and bayside-market send 300 requests over HTTP (5 % are blank frames from\n"
+        "cameras that are switched off), then the control loop ticks.\n"
+    )
+    for version, why in DEMO_ROLLOUTS:
+        out.print(f"  {version}: {why}")
+    results = run_rollouts(
+        settings,
+        database,
+        report,
+        example,
+        start=clock.now() + timedelta(minutes=1),
+        on_round=_print_round,
+    )
+    for result in results:
+        out.print()
+        out.print(_rollouts_table([result.rollout]))
+        out.print(_timeline_table(result.timeline))
+
     out.rule("summary")
     served = sum(t.codes[200] for t in tallies.values())
     refused = sum(t.codes[429] for t in tallies.values())
     failed = sum(
         n for t in tallies.values() for code, n in t.codes.items() if code not in (200, 429)
     )
+    states = {r.rollout.candidate_version: r.rollout.state for r in results}
     with report.store.begin() as conn:
         entries = latest(conn, limit=1000)
     out.print(
         f"{len(report.state.resources)} resources registered, {len(report.keys)} API keys, "
         f"{len(entries)} audit entries; {served} requests served, {refused} refused over quota, "
-        f"{failed} failed.\nExplore it: MODELFLEET_HOME={database.parent} modelfleet get tenants"
+        f"{failed} failed.\nRollouts: "
+        + ", ".join(f"{v} {s.replace('_', ' ')}" for v, s in states.items())
+        + f".\nExplore it: MODELFLEET_HOME={database.parent} modelfleet rollout status "
+        "product-recognizer"
     )
     if stay:
+        serving = start_demo_gateway(settings, database, clock)
+        url = serving.url
         key = report.keys[0]
         out.print(
             f"\n--stay: the gateway keeps serving at {url}. Try it as {key.tenant}:\n"
@@ -490,6 +547,33 @@ def demo(
     report.store.close()
     if failed:
         raise ModelfleetError(f"{failed} demo requests failed; see the log above")
+    expected = {"v3": "refused", "v2": "promoted", "v4": "rolled_back"}
+    if states != expected:
+        raise ModelfleetError(f"the demo's rollouts ended {states}, expected {expected}")
+
+
+def _print_round(rollout: rollouts.Rollout, round_: Round, now: datetime) -> None:
+    answered = ", ".join(f"{v} {n}" for v, n in sorted(round_.answered.items()))
+    errors = f", {round_.failed} failed" if round_.failed else ""
+    where = f"{rollout.percent:g}%" if rollout.state == "running" else rollout.state
+    out.print(
+        f"  {now:%H:%M:%S} {rollout.candidate_version} {where:>11}: answered by {answered}{errors}"
+    )
+
+
+def _timeline_table(timeline: list[rollouts.RolloutEvent]) -> Table:
+    table = Table("WHEN", "EVENT", "STEP", "%", "OUTCOME", "REASON", box=None)
+    table.columns[-1].overflow = "fold"
+    for e in timeline:
+        table.add_row(
+            _when(e.at),
+            e.kind,
+            str(e.step + 1),
+            f"{e.percent:g}",
+            e.outcome or "",
+            escape(e.reason),
+        )
+    return table
 
 
 def _traffic_table(tallies: Mapping[str, Tally], elapsed: float) -> Table:
@@ -510,6 +594,205 @@ def _traffic_table(tallies: Mapping[str, Tally], elapsed: float) -> Table:
         )
     table.caption = f"{elapsed:.1f} s"
     return table
+
+
+DeploymentArgument = Annotated[
+    str, typer.Argument(help="the deployment, as `get deployments` lists it")
+]
+
+
+@rollout_app.command("start")
+def rollout_start(
+    deployment: DeploymentArgument,
+    version: Annotated[str, typer.Argument(help="the candidate version")],
+    strategy: Annotated[
+        str | None,
+        typer.Option(help="canary, bluegreen or shadow; default: the deployment's strategy"),
+    ] = None,
+) -> None:
+    """Start rolling VERSION out; its quality gate runs at the next control tick."""
+    settings = _settings()
+    with open_store(settings.database_url).begin() as conn:
+        started = rollouts.start_rollout(
+            conn, deployment, version, actor=settings.actor, now=clock.now(), strategy=strategy
+        )
+    out.print(
+        f"rollout {started.id} of {deployment}: {started.stable_version} -> "
+        f"{started.candidate_version} by {started.strategy}; the quality gate runs next"
+    )
+
+
+@rollout_app.command("status")
+def rollout_status(
+    deployment: Annotated[
+        str | None, typer.Argument(help="this deployment's latest rollout; none: list them all")
+    ] = None,
+    output: OutputOption = Output.table,
+) -> None:
+    """A rollout's state, the analysis so far, and its timeline of decisions with evidence."""
+    with _store().begin() as conn:
+        if deployment is None:
+            found = rollouts.list_rollouts(conn, limit=50)
+            if output is Output.json:
+                _print_json([_rollout_json(r) for r in found])
+                return
+            out.print(_rollouts_table(found))
+            return
+        latest = rollouts.latest_rollout(conn, deployment)
+        if latest is None:
+            raise InvalidInput(f"{deployment} has had no rollout")
+        timeline = rollouts.events_of(conn, latest.id)
+        judgement = (
+            rollouts.current_judgement(conn, latest, clock.now())
+            if latest.state == "running"
+            else None
+        )
+    if output is Output.json:
+        _print_json(
+            {
+                **_rollout_json(latest),
+                "analysis": judgement.to_dict() if judgement is not None else None,
+                "timeline": [{**e.__dict__, "at": e.at.isoformat()} for e in timeline],
+            }
+        )
+        return
+    out.print(_rollouts_table([latest]))
+    if judgement is not None:
+        out.print(
+            f"\n[bold]analysis of this step so far[/]: {judgement.outcome} - {escape(judgement.reason)}"
+        )
+        out.print(_judgement_table(judgement.metrics))
+    out.print("\n[bold]timeline[/]")
+    out.print(_timeline_table(timeline))
+
+
+def _rollout_json(r: rollouts.Rollout) -> dict[str, Any]:
+    data = dict(r.__dict__)
+    for name in ("phase_started_at", "started_at", "updated_at", "ended_at"):
+        data[name] = data[name].isoformat() if data[name] is not None else None
+    return data
+
+
+def _rollouts_table(found: list[rollouts.Rollout]) -> Table:
+    table = Table(
+        "ID",
+        "DEPLOYMENT",
+        "STRATEGY",
+        "STABLE",
+        "CANDIDATE",
+        "STATE",
+        "STEP",
+        "%",
+        "STARTED",
+        box=None,
+    )
+    colours = {"promoted": "green", "running": "cyan", "pending": "cyan", "completed": "green"}
+    for r in found:
+        state = r.state + (" (paused)" if r.paused else "")
+        colour = colours.get(r.state, "red" if r.state in ("rolled_back", "refused") else "yellow")
+        table.add_row(
+            str(r.id),
+            r.deployment,
+            r.strategy,
+            r.stable_version,
+            r.candidate_version,
+            f"[{colour}]{state}[/]",
+            str(r.step + 1) if r.strategy == "canary" else r.phase,
+            f"{r.percent:g}",
+            _when(r.started_at),
+        )
+    return table
+
+
+def _judgement_table(metrics: Any) -> Table:
+    table = Table(
+        "METRIC", "CRITICAL", "STABLE", "CANDIDATE", "P-VALUE", "VERDICT", "WHY", box=None
+    )
+    colours = {"pass": "green", "marginal": "yellow", "fail": "red"}
+    for m in metrics:
+        table.add_row(
+            m.name,
+            "yes" if m.critical else "",
+            _figure(m.stable),
+            _figure(m.canary),
+            "" if m.p_value is None else f"{m.p_value:.2g}",
+            f"[{colours[m.verdict]}]{m.verdict}[/]",
+            escape(m.reason),
+        )
+    return table
+
+
+def _figure(value: float | None) -> str:
+    return "-" if value is None else f"{value:.4g}"
+
+
+@rollout_app.command("pause")
+def rollout_pause(deployment: DeploymentArgument) -> None:
+    """Hold the rollout at its step; analysis still rolls a failing candidate back."""
+    settings = _settings()
+    with open_store(settings.database_url).begin() as conn:
+        r = rollouts.pause(conn, deployment, actor=settings.actor, now=clock.now())
+    out.print(f"rollout {r.id} of {deployment} paused at {r.percent:g}%")
+
+
+@rollout_app.command("resume")
+def rollout_resume(deployment: DeploymentArgument) -> None:
+    """Let a paused rollout move on again."""
+    settings = _settings()
+    with open_store(settings.database_url).begin() as conn:
+        r = rollouts.resume(conn, deployment, actor=settings.actor, now=clock.now())
+    out.print(f"rollout {r.id} of {deployment} resumed")
+
+
+@rollout_app.command("abort")
+def rollout_abort(deployment: DeploymentArgument) -> None:
+    """Stop the rollout: all traffic back to the stable version now."""
+    settings = _settings()
+    with open_store(settings.database_url).begin() as conn:
+        event = rollouts.abort(conn, deployment, actor=settings.actor, now=clock.now())
+    out.print(event.message, markup=False, highlight=False)
+
+
+@rollout_app.command("promote")
+def rollout_promote(deployment: DeploymentArgument) -> None:
+    """Skip the remaining steps: the candidate becomes the stable version now."""
+    settings = _settings()
+    with open_store(settings.database_url).begin() as conn:
+        event = rollouts.promote_now(conn, deployment, actor=settings.actor, now=clock.now())
+    out.print(event.message, markup=False, highlight=False)
+
+
+@app.command()
+def rollback(deployment: DeploymentArgument) -> None:
+    """Back to the last good version at once: ends a running rollout, or undoes the last promotion."""
+    settings = _settings()
+    with open_store(settings.database_url).begin() as conn:
+        event = rollouts.rollback(conn, deployment, actor=settings.actor, now=clock.now())
+    out.print(event.message, markup=False, highlight=False)
+
+
+@app.command()
+def events(
+    limit: Annotated[int, typer.Option("--limit", "-n", min=1, help="how many events")] = 20,
+    output: OutputOption = Output.table,
+) -> None:
+    """The control plane's latest events: rollouts promoted, rolled back, refused."""
+    with _store().begin() as conn:
+        found = recent_events(conn, limit=limit)
+    if output is Output.json:
+        _print_json([{**e.__dict__, "at": e.at.isoformat()} for e in found])
+        return
+    table = Table("WHEN", "SEVERITY", "KIND", "SUBJECT", "MESSAGE", box=None)
+    colours = {"info": "green", "warning": "yellow", "critical": "red"}
+    for e in found:
+        table.add_row(
+            _when(e.at),
+            f"[{colours[e.severity]}]{e.severity}[/]",
+            e.kind,
+            e.subject,
+            escape(e.message),
+        )
+    out.print(table)
 
 
 def main(argv: list[str] | None = None) -> None:

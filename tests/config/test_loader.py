@@ -242,7 +242,9 @@ spec: {model: MODEL, artifact: a.joblib, format: sklearn}
 
 
 def test_deployment_serves_all_or_listed_tenants() -> None:
-    deployment = "kind: Deployment\nmetadata: {name: d}\nspec: {model: m, tenants: TENANTS, version: v1}\n"
+    deployment = (
+        "kind: Deployment\nmetadata: {name: d}\nspec: {model: m, tenants: TENANTS, version: v1}\n"
+    )
     [all_] = load_fleet_text(deployment.replace("TENANTS", "all")).deployments
     [listed] = load_fleet_text(deployment.replace("TENANTS", "[b, a]")).deployments
     assert isinstance(all_, Deployment) and all_.spec.tenants == "all"

@@ -183,9 +183,7 @@ def test_micro_batched_results_are_identical_to_unbatched_ones(gateway: Running)
 def test_a_route_change_is_served_within_a_second_and_fails_no_request(gateway: Running) -> None:
     body = infer_body(gateway.digits[:1])
     change = (
-        gateway.fleet_dir.joinpath("fleet.yaml")
-        .read_text()
-        .replace("version: v1", "version: v2")
+        gateway.fleet_dir.joinpath("fleet.yaml").read_text().replace("version: v1", "version: v2")
     )
 
     def hammer(_: int) -> list[tuple[int, str]]:

@@ -118,7 +118,9 @@ def parse_duration(value: Any) -> Any:
     if isinstance(value, str):
         match = _DURATION.match(value.strip())
         if match is None:
-            raise ValueError(f"a duration is a number and a unit (ms, s, m, h, d), like 5m; got {value!r}")
+            raise ValueError(
+                f"a duration is a number and a unit (ms, s, m, h, d), like 5m; got {value!r}"
+            )
         return timedelta(seconds=float(match[1]) * _UNIT_SECONDS[match[2]])
     if isinstance(value, int | float) and not isinstance(value, bool):
         return timedelta(seconds=value)
@@ -235,7 +237,9 @@ class DeploymentSpec(Strict):
         if isinstance(self.tenants, list):
             strangers = sorted(set(self.pins) - set(self.tenants))
             if strangers:
-                raise ValueError(f"pins name tenants the deployment does not serve: {', '.join(strangers)}")
+                raise ValueError(
+                    f"pins name tenants the deployment does not serve: {', '.join(strangers)}"
+                )
         return self
 
 

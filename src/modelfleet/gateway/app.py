@@ -180,6 +180,11 @@ class Gateway:
             status, headers, body = exc.status, JSON + exc.headers, _error(exc.message)
         except InvalidInput as exc:
             status, headers, body = 400, JSON, _error(str(exc))
+        except ServingError as exc:
+            # The model's failure, not the gateway's: one line in the log, no stack trace, and
+            # nothing of the model's internals in the response.
+            log.warning("%s %s: %s", scope["method"], scope["path"], exc)
+            status, headers, body = 500, JSON, _error("the model failed to answer this request")
         except Exception:
             log.exception("unexpected error serving %s %s", scope["method"], scope["path"])
             status, headers, body = 500, JSON, _error("internal error")

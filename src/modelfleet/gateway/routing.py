@@ -111,14 +111,14 @@ def build_route_table(
         deployment = reg.resource
         assert isinstance(deployment, Deployment) and reg.serving_version is not None
         d = deployment.spec
-        spec = _version_spec(state, d.model, reg.serving_version)
+        spec = version_spec(state, d.model, reg.serving_version)
         if spec is None:
             continue
         split = (splits or {}).get(deployment.name)
-        candidate = _version_spec(state, d.model, split.candidate) if split else None
+        candidate = version_spec(state, d.model, split.candidate) if split else None
         split_route = Route(tenant="", tier="", deployment=deployment.name, version=spec)
         if split is not None and candidate is not None:
-            warm += [w for v in split.warm if (w := _version_spec(state, d.model, v)) is not None]
+            warm += [w for v in split.warm if (w := version_spec(state, d.model, v)) is not None]
             split_route = replace(
                 split_route,
                 canary=candidate if split.canary_percent > 0 else None,
@@ -130,10 +130,12 @@ def build_route_table(
             )
         served = list(tiers) if d.tenants == "all" else d.tenants
         for tenant in served:
-            route = replace(split_route, tenant=tenant, tier=tiers[tenant], quota=quotas.get(tenant))
+            route = replace(
+                split_route, tenant=tenant, tier=tiers[tenant], quota=quotas.get(tenant)
+            )
             pinned = d.pins.get(tenant)
             if pinned is not None:  # a tenant's own version: outside any rollout
-                own = _version_spec(state, d.model, pinned)
+                own = version_spec(state, d.model, pinned)
                 if own is None:
                     continue
                 route = Route(tenant, tiers[tenant], deployment.name, own, quotas.get(tenant))
@@ -141,7 +143,7 @@ def build_route_table(
     return RouteTable(generation, tiers, routes, {k.prefix: k for k in keys}, tuple(warm))
 
 
-def _version_spec(state: FleetState, model: str, version: str) -> VersionSpec | None:
+def version_spec(state: FleetState, model: str, version: str) -> VersionSpec | None:
     m = state.get(("Model", model))
     v = state.get(("ModelVersion", model, version))
     if m is None or v is None or v.artifact_sha256 is None:

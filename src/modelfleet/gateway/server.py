@@ -248,6 +248,11 @@ class ServingThread:
         done = asyncio.run_coroutine_threadsafe(self.app.flush(), self.app.loop)
         return done.result(timeout)
 
+    def refresh(self, timeout: float = 60.0) -> None:
+        """Publish the store's routes now, on the gateway's own loop (safe from any thread)."""
+        assert self.app.loop is not None, "the gateway has not started"
+        asyncio.run_coroutine_threadsafe(self.app.refresh(), self.app.loop).result(timeout)
+
     def stop(self, timeout: float = 60.0) -> None:
         """Shut down as on SIGTERM: finish requests in flight, flush telemetry."""
         self.server.should_exit = True

@@ -159,7 +159,9 @@ def _check(desired: list[_Desired], current: FleetState) -> list[ConfigIssue]:
             for tenant in spec.pins:
                 if ("Tenant", tenant) not in declared:
                     problems.append(
-                        source.issue(("spec", "pins", tenant), _missing("tenant", tenant), at_key=True)
+                        source.issue(
+                            ("spec", "pins", tenant), _missing("tenant", tenant), at_key=True
+                        )
                     )
             as_declared = d.document.resource  # unsorted, so errors point at the right item
             if isinstance(as_declared, Deployment) and as_declared.spec.tenants != "all":

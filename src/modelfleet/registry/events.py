@@ -55,8 +55,6 @@ def recent_events(
     if source is not None:
         query = query.where(events.c.source == source)
     return [
-        Event(
-            r.at, r.source, r.kind, r.severity, r.subject, r.message, dict(r.details), r.tenant
-        )
+        Event(r.at, r.source, r.kind, r.severity, r.subject, r.message, dict(r.details), r.tenant)
         for r in conn.execute(query)
     ]

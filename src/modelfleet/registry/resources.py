@@ -33,6 +33,7 @@ class Registered:
     updated_at: datetime
     artifact_sha256: str | None = None  # model versions only
     serving_version: str | None = None  # deployments only: the stable version serving now
+    awaiting_rollout: bool = False  # deployments only: a new `version` awaits its rollout
 
     @property
     def state(self) -> dict[str, Any]:
@@ -131,6 +132,12 @@ def write(
         # rollout controller when a strategy is declared, and switched at once otherwise.
         if not exists or d.strategy is None:
             values["stable_version"] = d.version
+        else:
+            declared = conn.execute(
+                select(deployments.c.declared_version).where(deployments.c.name == resource.name)
+            ).scalar_one()
+            if declared != d.version:
+                values["awaiting_rollout"] = True
         _upsert(conn, deployments, {"name": resource.name}, {**values, **meta}, exists, now)
         conn.execute(
             delete(deployment_tenants).where(deployment_tenants.c.deployment == resource.name)
@@ -256,6 +263,7 @@ def _deployments(conn: Connection) -> list[Registered]:
             r.created_at,
             r.updated_at,
             serving_version=r.stable_version,
+            awaiting_rollout=r.awaiting_rollout,
         )
         for r in rows
     ]

@@ -141,3 +141,14 @@ def set_serving_version(
         old={"serving_version": old},
         new={"serving_version": version},
     )
+
+
+def take_awaiting_rollout(conn: Connection, deployment: str) -> bool:
+    """Whether the deployment's declared version awaits a rollout; clears the mark, so one
+    declaration starts at most one rollout (an operator's own rollout takes it over too)."""
+    taken = conn.execute(
+        update(deployments)
+        .where(deployments.c.name == deployment, deployments.c.awaiting_rollout.is_(True))
+        .values(awaiting_rollout=False)
+    ).rowcount
+    return bool(taken)

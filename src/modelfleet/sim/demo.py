@@ -10,18 +10,22 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import numpy as np
 
-from modelfleet.clock import Clock
+from modelfleet.clock import Clock, VirtualClock
 from modelfleet.config import Tenant, load_fleet
+from modelfleet.control import ControlLoop
 from modelfleet.errors import InvalidInput
 from modelfleet.gateway.server import ServingThread, build_server
 from modelfleet.registry import Change, IssuedKey, apply_fleet, create_key, load_state
 from modelfleet.registry.resources import FleetState
+from modelfleet.rollouts import Rollout, RolloutController, RolloutEvent, events_of, start_rollout
+from modelfleet.rollouts.records import get_rollout
 from modelfleet.settings import Settings
+from modelfleet.sim.rollout import RolloutDrill, Round, with_blank_frames
 from modelfleet.sim.traffic import Tally, TenantLoad, send_traffic
 from modelfleet.store import Store, open_store
 from modelfleet.telemetry.summary import Summary, summarize
@@ -118,6 +122,71 @@ def drive_traffic(
             on_progress=on_progress,
         )
     )
+
+
+# The demo's rollouts: one the gate refuses, one promoted, one rolled back in production.
+DEMO_ROLLOUTS = (
+    ("v3", "the gate should refuse it: it confuses donuts and ice cream"),
+    ("v2", "more accurate everywhere: the canary should promote it"),
+    ("v4", "passes the gate, but crashes on blank frames: the canary should roll it back"),
+)
+BLANK_FRAMES = 0.05  # share of demo requests from cameras that are switched off
+
+
+@dataclass(frozen=True)
+class RolloutResult:
+    rollout: Rollout
+    timeline: list[RolloutEvent]
+    rounds: list[Round]
+
+
+def run_rollouts(
+    settings: Settings,
+    database: Path,
+    report: DemoReport,
+    example: Path,
+    *,
+    start: datetime,
+    on_round: Callable[[Rollout, Round, datetime], None] | None = None,
+) -> list[RolloutResult]:
+    """Each of DEMO_ROLLOUTS through a gateway on a virtual clock, with the rollout controller;
+    rounds of real HTTP traffic from two tenants' cameras between control ticks."""
+    clock = VirtualClock(start)
+    demo_settings = replace(settings, database_url=f"sqlite:///{database}")
+    serving = ServingThread(build_server(demo_settings, clock, flush_s=3600))
+    serving.start()
+    loop = ControlLoop([RolloutController(report.store)], clock)
+    tiers = {k.tenant: k for k in report.keys}
+    drill = RolloutDrill(
+        serving,
+        clock,
+        loop,
+        model="product-recognizer",
+        keys=[tiers["acme-grocers"].plaintext, tiers["bayside-market"].plaintext],
+        rows=with_blank_frames(reference_rows(example), BLANK_FRAMES),
+    )
+    results = []
+    try:
+        for version, _ in DEMO_ROLLOUTS:
+            with report.store.begin() as conn:
+                started = start_rollout(
+                    conn, "product-recognizer", version, actor=settings.actor, now=clock.now()
+                )
+            rounds: list[Round] = []
+            rollout = started
+            for _ in range(40):
+                rounds.append(drill.round(300, timedelta(seconds=30)))
+                with report.store.begin() as conn:
+                    rollout = get_rollout(conn, started.id) or rollout
+                if on_round is not None:
+                    on_round(rollout, rounds[-1], clock.now())
+                if not rollout.active:
+                    break
+            with report.store.begin() as conn:
+                results.append(RolloutResult(rollout, events_of(conn, rollout.id), rounds))
+    finally:
+        serving.stop()
+    return results
 
 
 def recorded_stats(store: Store, *, since: datetime, until: datetime) -> list[Summary]:

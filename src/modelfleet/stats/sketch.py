@@ -167,6 +167,18 @@ class LatencySketch:
         """The largest value added, exactly; None if empty."""
         return self._max if self._count else None
 
+    def bucket_counts(self) -> dict[float, int]:
+        """Counts per bucket, keyed by the bucket's position in the order of values.
+
+        Bucket i has key i and the zero bucket key -inf, so the keys sort as the values do and
+        two sketches of the same alpha compare bin by bin (as a rank test on them does).
+        Empty buckets are left out; the keys come in ascending order.
+        """
+        counts: dict[float, int] = {-math.inf: self._zero_count} if self._zero_count else {}
+        for index in sorted(self._buckets):
+            counts[index] = self._buckets[index]
+        return counts
+
     def copy(self) -> LatencySketch:
         """An independent sketch with the same counts."""
         twin = LatencySketch(self.alpha, min_value=self.min_value)

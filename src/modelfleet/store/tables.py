@@ -86,6 +86,8 @@ deployments = Table(
     # they differ while a rollout runs, and after one was rolled back.
     Column("stable_version", String(NAME), nullable=False),
     Column("declared_version", String(NAME), nullable=False),
+    # The declared version changed and the rollout controller has not acted on it yet.
+    Column("awaiting_rollout", Boolean, nullable=False, server_default=false()),
     Column("strategy", JSON, nullable=True),
     Column("gate", JSON, nullable=False),
     Column("sticky_key", String(64), nullable=False, server_default="tenant"),

@@ -26,7 +26,7 @@ from __future__ import annotations
 import math
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from itertools import pairwise
 from typing import Any
@@ -408,6 +408,29 @@ def merge_all(rollups: Iterable[Rollup]) -> dict[RollupKey, Rollup]:
         else:
             into.merge(rollup)
     return merged
+
+
+def pooled(rollups: Iterable[Rollup]) -> Rollup | None:
+    """One rollup of every request in `rollups`, whatever their tenants, regions and minutes:
+    what a canary analysis compares. Feature histograms are left out (their edges may differ
+    between minutes); None when there are no rollups."""
+    items = list(rollups)
+    if not items:
+        return None
+    first = items[0]
+    out = Rollup(replace(first.key, tenant="*", region="*"), thresholds=first.thresholds)
+    for rollup in items:
+        out.latency.merge(rollup.latency)
+        for status_class, count in rollup.status.items():
+            out.status[status_class] += count
+        out.rows += rollup.rows
+        if rollup.thresholds == out.thresholds:
+            for threshold, count in rollup.under_threshold.items():
+                out.under_threshold[threshold] += count
+        out.confidence.merge(rollup.confidence)
+        out.compared += rollup.compared
+        out.agreed += rollup.agreed
+    return out
 
 
 def _minute_number(now: datetime) -> int:

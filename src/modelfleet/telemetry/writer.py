@@ -27,6 +27,7 @@ def write_rollups(conn: Connection, rollups: Iterable[Rollup], *, now: datetime)
             "version": r.key.version,
             "region": r.key.region,
             "minute": r.key.minute,
+            "shadow": r.key.shadow,
             "payload": r.to_dict(),
             "flushed_at": now,
         }
@@ -44,14 +45,19 @@ def read_rollups(
     until: datetime,
     tenant: str | None = None,
     model: str | None = None,
+    version: str | None = None,
+    shadow: bool = False,
 ) -> dict[RollupKey, Rollup]:
-    """Every rollup with since <= minute < until, merged per key."""
+    """Every rollup with since <= minute < until, merged per key: the requests clients were
+    answered, or with `shadow` those mirrored to a shadow version."""
     t = rollups_table
-    query = select(t.c.payload).where(t.c.minute >= since, t.c.minute < until)
+    query = select(t.c.payload).where(t.c.minute >= since, t.c.minute < until, t.c.shadow == shadow)
     if tenant is not None:
         query = query.where(t.c.tenant == tenant)
     if model is not None:
         query = query.where(t.c.model == model)
+    if version is not None:
+        query = query.where(t.c.version == version)
     return merge_all(Rollup.from_dict(payload) for payload in conn.execute(query).scalars())
 
 

@@ -16,6 +16,9 @@ depends_on = None
 def upgrade() -> None:
     with op.batch_alter_table("deployments", schema=None) as batch_op:
         batch_op.add_column(sa.Column("declared_version", sa.String(length=63), nullable=True))
+        batch_op.add_column(
+            sa.Column("awaiting_rollout", sa.Boolean(), nullable=False, server_default=sa.false())
+        )
         batch_op.add_column(sa.Column("strategy", sa.JSON(), nullable=True))
         batch_op.add_column(sa.Column("gate", sa.JSON(), nullable=True))
         batch_op.add_column(
@@ -132,5 +135,12 @@ def downgrade() -> None:
     with op.batch_alter_table("rollups", schema=None) as batch_op:
         batch_op.drop_column("shadow")
     with op.batch_alter_table("deployments", schema=None) as batch_op:
-        for column in ("pins", "sticky_key", "gate", "strategy", "declared_version"):
+        for column in (
+            "pins",
+            "sticky_key",
+            "gate",
+            "strategy",
+            "awaiting_rollout",
+            "declared_version",
+        ):
             batch_op.drop_column(column)
