@@ -54,6 +54,15 @@ COMMANDS = [
     ["db", "upgrade"],
     ["version"],
     ["demo"],
+    ["rollout"],
+    ["rollout", "start"],
+    ["rollout", "status"],
+    ["rollout", "pause"],
+    ["rollout", "resume"],
+    ["rollout", "abort"],
+    ["rollout", "promote"],
+    ["rollback"],
+    ["events"],
 ]
 
 
@@ -204,3 +213,37 @@ def test_stats_summarises_rollups_per_tenant_and_model(cli, tmp_path: Path) -> N
     assert (bolt["client_errors"], bolt["rejected"]) == (1, 1)
     code, out, _ = cli("stats", "--tenant", "acme")
     assert code == 0 and "acme" in out and "bolt" not in out and "P99 ms" in out
+
+
+def test_rollout_commands_from_start_to_abort(cli, trained_example: Path) -> None:  # type: ignore[no-untyped-def]
+    assert cli("apply", "-f", str(trained_example / "fleet.yaml"))[0] == 0
+
+    code, out, _ = cli("rollout", "start", "product-recognizer", "v2")
+    assert code == 0 and "rollout 1 of product-recognizer: v1 -> v2 by canary" in out
+    code, _, err = cli("rollout", "start", "product-recognizer", "v4")
+    assert code == 2 and "still pending: abort it first" in err
+    code, _, err = cli("rollout", "promote", "product-recognizer")
+    assert code == 2 and "has not passed its quality gate yet" in err
+
+    code, out, _ = cli("rollout", "status", "product-recognizer")
+    assert code == 0 and "pending" in out and "started by carol" in out
+    code, out, _ = cli("rollout", "status", "product-recognizer", "-o", "json")
+    status = json.loads(out)
+    assert status["state"] == "pending" and status["candidate_version"] == "v2"
+    assert [e["kind"] for e in status["timeline"]] == ["started"]
+
+    assert cli("rollout", "pause", "product-recognizer")[0] == 0
+    code, out, _ = cli("rollout", "status")
+    assert code == 0 and "pending (paused)" in out
+    assert cli("rollout", "resume", "product-recognizer")[0] == 0
+    code, out, _ = cli("rollout", "abort", "product-recognizer")
+    assert code == 0 and "aborted by carol" in out
+    code, out, _ = cli("events", "-o", "json")
+    assert [e["kind"] for e in json.loads(out)] == ["rollout.aborted"]
+
+    code, _, err = cli("rollback", "product-recognizer")
+    assert code == 2 and "no earlier good version" in err
+    code, _, err = cli("rollout", "status", "nowhere")
+    assert code == 2 and "nowhere has had no rollout" in err
+    code, out, _ = cli("get", "deployments")
+    assert code == 0 and "canary" in out and "v1" in out

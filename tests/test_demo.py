@@ -25,9 +25,11 @@ def test_demo_applies_the_example_and_exits_0(
             main(["demo", "--example", str(trained_example), "--seconds", "2"])
         assert info.value.code in (0, None)
         out = capsys.readouterr().out
-        assert "9 created, 0 changed, 0 unchanged" in out
-        assert "0 created, 0 changed, 9 unchanged" in out
-        assert "9 resources registered, 4 API keys" in out
+        assert "10 created, 0 changed, 0 unchanged" in out
+        assert "0 created, 0 changed, 10 unchanged" in out
+        assert "10 resources registered, 4 API keys" in out
+        # One version refused by the gate, one canary promoted, one rolled back in production.
+        assert "Rollouts: v3 refused, v2 promoted, v4 rolled back." in out
         assert "refused over quota, 0 failed." in out  # the free tenant asks for twice its quota
         served = int(out.split("audit entries; ")[1].split(" requests served")[0])
         assert served > 100

@@ -3,10 +3,13 @@ micro-batching, telemetry and /metrics."""
 
 from __future__ import annotations
 
+import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import numpy as np
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from modelfleet.registry import revoke_key
@@ -421,3 +424,32 @@ def test_a_tenants_own_quota_in_fleet_yaml_replaces_its_tiers(gateway: Running) 
         wait_for(lambda: gateway.server.gateway.table.route("bolt", "digits").quota is not None)  # type: ignore[union-attr]
         codes = [c.post("/v2/models/digits/infer", json=body).status_code for _ in range(8)]
     assert codes == [200] * 8  # the free tier here allows a burst of 3
+
+
+def test_a_model_that_raises_gets_a_clear_500_without_its_internals(
+    gateway: Running, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    (gateway.fleet_dir / "broken.py").write_text(
+        "def predict(batch):\n    raise RuntimeError('secret internals')\n"
+    )
+    gateway.apply(
+        gateway.fleet_dir.joinpath("fleet.yaml").read_text()
+        + "---\nkind: ModelVersion\nmetadata: {name: broken}\n"
+        "spec: {model: digits, artifact: 'broken.py:predict', format: python}\n"
+    )
+    gateway.apply(
+        gateway.fleet_dir.joinpath("fleet.yaml")
+        .read_text()
+        .replace("version: v1", "version: broken")
+    )
+    with gateway.client("acme") as client, caplog.at_level("WARNING"):
+        deadline = time.monotonic() + 10
+        while True:
+            r = client.post("/v2/models/digits/infer", json=infer_body(gateway.digits[:1]))
+            if r.status_code != 200 or time.monotonic() > deadline:
+                break
+            time.sleep(0.1)
+    assert r.status_code == 500
+    assert r.json() == {"error": "the model failed to answer this request"}
+    assert "secret internals" not in r.text
+    assert not any(record.exc_info for record in caplog.records)  # one line, no stack trace

@@ -191,3 +191,41 @@ def test_every_worker_serves_requests(fleet_env: dict[str, str], rows: np.ndarra
         if line.startswith("modelfleet_requests_created{")
     }
     assert len(created) == 2
+
+
+def test_up_runs_the_control_loop_which_gates_a_newly_declared_version(
+    fleet_env: dict[str, str], tmp_path: Path, rows: np.ndarray
+) -> None:
+    proc, url = _start(fleet_env, "--tick", "0.2")
+    try:
+        fleet = (tmp_path / "fleet.yaml").read_text()
+        declared = fleet.replace(
+            "spec: {model: digits, tenants: [acme, bolt], version: v1}",
+            "spec: {model: digits, tenants: [acme, bolt], version: v2, "
+            "strategy: {type: canary, steps: [50, 100]}}",
+        )
+        assert declared != fleet
+        (tmp_path / "fleet.yaml").write_text(declared)
+        _cli(fleet_env, "apply", "-f", str(tmp_path / "fleet.yaml"))
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            status = _cli(fleet_env, "rollout", "status")
+            if "refused" in status:
+                break
+            time.sleep(0.3)
+        # v2 has no evaluation data: the gate refuses it, and v1 keeps every request.
+        assert "refused" in status
+        detail = _cli(fleet_env, "rollout", "status", "digits", "-o", "json")
+        assert "no evaluation data" in detail
+        key = _cli(fleet_env, "keys", "create", "acme").strip()
+        r = httpx.post(
+            f"{url}/v2/models/digits/infer",
+            json=infer_body(rows[:1]),
+            headers={"Authorization": f"Bearer {key}"},
+        )
+        assert r.status_code == 200 and r.json()["model_version"] == "v1"
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        log, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 0, log
+    assert "rollout.refused digits" in log  # the control loop says what it decided
