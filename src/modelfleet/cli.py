@@ -491,7 +491,7 @@ def demo(
     out.rule("3. safe rollouts")
     out.print(
         "The deployment rolls new versions out by canary: a quality gate on the evaluation set,\n"
-        "then 5, 25, 50 and 100 % of requests, each step held 2 minutes and judged against v1\n"
+        "then 5, 25, 50 and 100 % of requests, each step held a minute and judged against v1\n"
         "on the same minutes of real traffic. Minutes pass on a virtual clock: every 30 s\n"
         "acme-grocers and bayside-market send 300 requests over HTTP (5 % are blank frames from\n"
         "cameras that are switched off), then the control loop ticks.\n"

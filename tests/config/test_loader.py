@@ -36,7 +36,7 @@ def test_example_fleet_loads_every_kind() -> None:
     assert len(fleet.tenants) >= 4
     assert len({t.spec.tier for t in fleet.tenants}) >= 3
     assert len({t.spec.home_region for t in fleet.tenants}) >= 3
-    assert [v.metadata.name for v in fleet.versions] == ["v1", "v2", "v3"]
+    assert [v.metadata.name for v in fleet.versions] == ["v1", "v2", "v3", "v4"]
     assert fleet.deployments[0].spec.tenants == "all"
     assert fleet.models[0].spec.input.features[0].shape == [64]
 

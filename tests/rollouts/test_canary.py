@@ -80,7 +80,7 @@ def test_a_version_that_fails_on_production_input_is_rolled_back_with_its_eviden
 
     rollout = fleet.rollout()
     assert rollout.state == "rolled_back", rollout.reason
-    assert rollout.percent == 5  # caught at the first step
+    assert rollout.percent <= 25  # caught at 5 %, or at 25 % when 5 % saw too few blank frames
     timeline = fleet.timeline()
     assert next(e for e in timeline if e.kind == "gate").outcome == "pass"
     failing = next(e for e in timeline if e.kind == "analysis" and e.outcome == "fail")

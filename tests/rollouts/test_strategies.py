@@ -77,7 +77,7 @@ def test_a_three_times_slower_canary_is_rolled_back_for_latency(fleet: Fleet) ->
     assert latency["p_value"] < 0.01
     # Rolled back at the first tick whose data showed it: within one analysis interval.
     assert rollout.ended_at is not None
-    assert rollout.ended_at - rollout.phase_started_at <= timedelta(minutes=2)
+    assert rollout.ended_at - rollout.phase_started_at <= timedelta(minutes=1)
 
 
 def test_a_blue_green_switch_under_concurrent_load_fails_no_request(fleet: Fleet) -> None:
@@ -113,7 +113,7 @@ def test_a_blue_green_switch_under_concurrent_load_fails_no_request(fleet: Fleet
         lambda text: text.replace(
             "critical: [error_rate, latency]", "critical: [error_rate]"
         ).replace(
-            "type: canary\n    steps: [5, 25, 50, 100]\n    interval: 2m",
+            "type: canary\n    steps: [5, 25, 50, 100]\n    interval: 1m",
             "type: bluegreen\n    warmup: 30s\n    rollback_window: 3m",
         )
     )
