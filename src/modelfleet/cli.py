@@ -8,11 +8,11 @@ from __future__ import annotations
 import json
 import signal
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
@@ -58,6 +58,7 @@ from modelfleet.telemetry.summary import Summary, summarize
 from modelfleet.telemetry.writer import read_rollups
 
 EXIT_OK, EXIT_FAILURE, EXIT_INVALID = 0, 1, 2
+T = TypeVar("T")
 
 app = typer.Typer(
     name="modelfleet",
@@ -726,49 +727,43 @@ def _figure(value: float | None) -> str:
     return "-" if value is None else f"{value:.4g}"
 
 
+def _operate(command: Callable[..., T], deployment: str) -> T:
+    """Run an operator's command on `deployment` in one transaction, as the configured actor."""
+    settings = _settings()
+    with open_store(settings.database_url).begin() as conn:
+        return command(conn, deployment, actor=settings.actor, now=clock.now())
+
+
 @rollout_app.command("pause")
 def rollout_pause(deployment: DeploymentArgument) -> None:
     """Hold the rollout at its step; analysis still rolls a failing candidate back."""
-    settings = _settings()
-    with open_store(settings.database_url).begin() as conn:
-        r = rollouts.pause(conn, deployment, actor=settings.actor, now=clock.now())
+    r = _operate(rollouts.pause, deployment)
     out.print(f"rollout {r.id} of {deployment} paused at {r.percent:g}%")
 
 
 @rollout_app.command("resume")
 def rollout_resume(deployment: DeploymentArgument) -> None:
     """Let a paused rollout move on again."""
-    settings = _settings()
-    with open_store(settings.database_url).begin() as conn:
-        r = rollouts.resume(conn, deployment, actor=settings.actor, now=clock.now())
+    r = _operate(rollouts.resume, deployment)
     out.print(f"rollout {r.id} of {deployment} resumed")
 
 
 @rollout_app.command("abort")
 def rollout_abort(deployment: DeploymentArgument) -> None:
     """Stop the rollout: all traffic back to the stable version now."""
-    settings = _settings()
-    with open_store(settings.database_url).begin() as conn:
-        event = rollouts.abort(conn, deployment, actor=settings.actor, now=clock.now())
-    out.print(event.message, markup=False, highlight=False)
+    out.print(_operate(rollouts.abort, deployment).message, markup=False, highlight=False)
 
 
 @rollout_app.command("promote")
 def rollout_promote(deployment: DeploymentArgument) -> None:
     """Skip the remaining steps: the candidate becomes the stable version now."""
-    settings = _settings()
-    with open_store(settings.database_url).begin() as conn:
-        event = rollouts.promote_now(conn, deployment, actor=settings.actor, now=clock.now())
-    out.print(event.message, markup=False, highlight=False)
+    out.print(_operate(rollouts.promote_now, deployment).message, markup=False, highlight=False)
 
 
 @app.command()
 def rollback(deployment: DeploymentArgument) -> None:
     """Back to the last good version at once: ends a running rollout, or undoes the last promotion."""
-    settings = _settings()
-    with open_store(settings.database_url).begin() as conn:
-        event = rollouts.rollback(conn, deployment, actor=settings.actor, now=clock.now())
-    out.print(event.message, markup=False, highlight=False)
+    out.print(_operate(rollouts.rollback, deployment).message, markup=False, highlight=False)
 
 
 @app.command()

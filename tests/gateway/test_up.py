@@ -218,11 +218,16 @@ def test_up_runs_the_control_loop_which_gates_a_newly_declared_version(
         detail = _cli(fleet_env, "rollout", "status", "digits", "-o", "json")
         assert "no evaluation data" in detail
         key = _cli(fleet_env, "keys", "create", "acme").strip()
-        r = httpx.post(
-            f"{url}/v2/models/digits/infer",
-            json=infer_body(rows[:1]),
-            headers={"Authorization": f"Bearer {key}"},
-        )
+        deadline = time.monotonic() + 10
+        while True:  # the gateway learns of the new key within its refresh interval
+            r = httpx.post(
+                f"{url}/v2/models/digits/infer",
+                json=infer_body(rows[:1]),
+                headers={"Authorization": f"Bearer {key}"},
+            )
+            if r.status_code != 401 or time.monotonic() > deadline:
+                break
+            time.sleep(0.1)
         assert r.status_code == 200 and r.json()["model_version"] == "v1"
     finally:
         proc.send_signal(signal.SIGTERM)

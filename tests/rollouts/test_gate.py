@@ -24,8 +24,6 @@ from modelfleet.rollouts.gate import (
 )
 from modelfleet.runtime import VersionSpec
 
-FLEET = Path(__file__).resolve().parents[2] / "examples/retail-vision/fleet.yaml"
-EVALUATION = str(FLEET.parent / "artifacts/evaluation.npz")
 # What train.py promises of v3: within 2.5 points of v1 overall, so an accuracy gate this loose
 # lets it through, and far worse on two products.
 RETAIL_GATE = GateSpec(min_accuracy=0.9, max_accuracy_drop=0.025, max_recall_drop=0.05)
@@ -47,9 +45,15 @@ class FakeTimer:
         self.now += seconds
 
 
-@pytest.fixture(scope="module")
-def versions() -> dict[str, VersionSpec]:
+@pytest.fixture(scope="session")
+def evaluation(trained_example: Path) -> str:
+    return str(trained_example / "artifacts" / "evaluation.npz")
+
+
+@pytest.fixture(scope="session")
+def versions(trained_example: Path) -> dict[str, VersionSpec]:
     """v1-v3 of fleet.yaml as the registry hands them to the gate: absolute paths, sha256."""
+    FLEET = trained_example / "fleet.yaml"  # noqa: N806
     fleet = load_fleet([FLEET])
     model = next(m for m in fleet.models if m.name == "product-recognizer")
     assert isinstance(model, Model) and model.spec.output.labels is not None
@@ -71,16 +75,16 @@ def versions() -> dict[str, VersionSpec]:
 
 
 @pytest.fixture(scope="module")
-def v2_report(versions: dict[str, VersionSpec]) -> GateReport:
+def v2_report(versions: dict[str, VersionSpec], evaluation: str) -> GateReport:
     return evaluate_gate(
-        versions["v2"], versions["v1"], EVALUATION, RETAIL_GATE, timer=FakeTimer(0.001)
+        versions["v2"], versions["v1"], evaluation, RETAIL_GATE, timer=FakeTimer(0.001)
     )
 
 
 @pytest.fixture(scope="module")
-def v3_report(versions: dict[str, VersionSpec]) -> GateReport:
+def v3_report(versions: dict[str, VersionSpec], evaluation: str) -> GateReport:
     return evaluate_gate(
-        versions["v3"], versions["v1"], EVALUATION, RETAIL_GATE, timer=FakeTimer(0.001)
+        versions["v3"], versions["v1"], evaluation, RETAIL_GATE, timer=FakeTimer(0.001)
     )
 
 
@@ -171,17 +175,19 @@ def test_v3_fails_exactly_its_two_weak_products_though_its_accuracy_passes(
     assert "recall[icecream]" in summary and "\n" not in summary
 
 
-def test_the_default_gate_also_refuses_v3_on_accuracy(versions: dict[str, VersionSpec]) -> None:
+def test_the_default_gate_also_refuses_v3_on_accuracy(
+    versions: dict[str, VersionSpec], evaluation: str
+) -> None:
     report = evaluate_gate(
-        versions["v3"], versions["v1"], EVALUATION, GateSpec(), timer=FakeTimer()
+        versions["v3"], versions["v1"], evaluation, GateSpec(), timer=FakeTimer()
     )
     assert failed(report) == ["accuracy_vs_stable", "recall[donut]", "recall[icecream]"]
 
 
 def test_without_a_stable_version_only_the_candidates_own_numbers_are_judged(
-    versions: dict[str, VersionSpec],
+    versions: dict[str, VersionSpec], evaluation: str
 ) -> None:
-    report = evaluate_gate(versions["v3"], None, EVALUATION, RETAIL_GATE, timer=FakeTimer())
+    report = evaluate_gate(versions["v3"], None, evaluation, RETAIL_GATE, timer=FakeTimer())
     checks = by_name(report)
     assert report.passed and report.stable is None
     assert "accuracy_vs_stable" not in checks
@@ -206,11 +212,11 @@ def test_the_report_is_json_ready(v3_report: GateReport) -> None:
 
 
 def test_a_candidate_that_does_not_load_fails_load_and_every_check_that_needs_it(
-    versions: dict[str, VersionSpec],
+    versions: dict[str, VersionSpec], evaluation: str
 ) -> None:
     v2 = versions["v2"]
     tampered = VersionSpec(v2.model, "v2", v2.format, v2.artifact, "0" * 64, v2.features, v2.labels)
-    report = evaluate_gate(tampered, versions["v1"], EVALUATION, RETAIL_GATE, timer=FakeTimer())
+    report = evaluate_gate(tampered, versions["v1"], evaluation, RETAIL_GATE, timer=FakeTimer())
     checks = by_name(report)
     assert "sha256" in checks["load"].detail and not checks["load"].passed
     needing_the_model = ["load_time", "accuracy", "accuracy_vs_stable", "recall[donut]", "latency"]
@@ -220,11 +226,11 @@ def test_a_candidate_that_does_not_load_fails_load_and_every_check_that_needs_it
 
 
 def test_a_candidate_with_another_input_shape_fails_schema(
-    tmp_path: Path, versions: dict[str, VersionSpec]
+    tmp_path: Path, versions: dict[str, VersionSpec], evaluation: str
 ) -> None:
     square = (Feature(name="pixels", dtype="float32", shape=[8, 8]),)
     candidate = python_version(tmp_path, UNIFORM, versions["v1"], features=square)
-    report = evaluate_gate(candidate, versions["v1"], EVALUATION, RETAIL_GATE, timer=FakeTimer())
+    report = evaluate_gate(candidate, versions["v1"], evaluation, RETAIL_GATE, timer=FakeTimer())
     schema = by_name(report)["schema"]
     assert not schema.passed
     assert schema.detail == "input pixels is float32[8, 8], stable has float32[64]"
@@ -255,7 +261,10 @@ def test_schema_differences_name_missing_new_and_relabelled_parts(
 
 
 def test_a_slow_candidate_fails_latency(
-    tmp_path: Path, versions: dict[str, VersionSpec], monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path,
+    versions: dict[str, VersionSpec],
+    monkeypatch: pytest.MonkeyPatch,
+    evaluation: str,
 ) -> None:
     timer = FakeTimer()
     monkeypatch.setattr(time, "sleep", timer.sleep)  # the model's sleep moves the fake time only
@@ -268,33 +277,36 @@ def test_a_slow_candidate_fails_latency(
             return np.full((len(batch["pixels"]), 10), 0.1)
     """
     candidate = python_version(tmp_path, slow, versions["v1"])
-    report = evaluate_gate(candidate, None, EVALUATION, GateSpec(), timer=timer)
+    report = evaluate_gate(candidate, None, evaluation, GateSpec(), timer=timer)
     assert failed(report) == ["latency"]
     latency = by_name(report)["latency"]
     assert latency.value == pytest.approx(250.0) and latency.threshold == 100.0
 
 
 def test_a_candidate_slow_to_load_fails_load_time(
-    tmp_path: Path, versions: dict[str, VersionSpec], monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path,
+    versions: dict[str, VersionSpec],
+    monkeypatch: pytest.MonkeyPatch,
+    evaluation: str,
 ) -> None:
     timer = FakeTimer()
     monkeypatch.setattr(time, "sleep", timer.sleep)
     warming = "import time\ntime.sleep(45)\n" + textwrap.dedent(UNIFORM)
     candidate = python_version(tmp_path, warming, versions["v1"])
-    report = evaluate_gate(candidate, None, EVALUATION, GateSpec(), timer=timer)
+    report = evaluate_gate(candidate, None, evaluation, GateSpec(), timer=timer)
     assert failed(report) == ["load_time"]
     assert by_name(report)["load_time"].value == pytest.approx(45.0)
 
 
 def test_a_candidate_whose_predict_raises_fails_accuracy_with_the_message(
-    tmp_path: Path, versions: dict[str, VersionSpec]
+    tmp_path: Path, versions: dict[str, VersionSpec], evaluation: str
 ) -> None:
     broken = """
         def predict(batch):
             raise RuntimeError("weights file is empty")
     """
     candidate = python_version(tmp_path, broken, versions["v1"])
-    report = evaluate_gate(candidate, versions["v1"], EVALUATION, RETAIL_GATE, timer=FakeTimer())
+    report = evaluate_gate(candidate, versions["v1"], evaluation, RETAIL_GATE, timer=FakeTimer())
     checks = by_name(report)
     assert not checks["accuracy"].passed
     assert "weights file is empty" in checks["accuracy"].detail
@@ -304,7 +316,7 @@ def test_a_candidate_whose_predict_raises_fails_accuracy_with_the_message(
 
 
 def test_a_candidate_giving_malformed_outputs_fails_accuracy(
-    tmp_path: Path, versions: dict[str, VersionSpec]
+    tmp_path: Path, versions: dict[str, VersionSpec], evaluation: str
 ) -> None:
     wrong = """
         import numpy as np
@@ -313,7 +325,7 @@ def test_a_candidate_giving_malformed_outputs_fails_accuracy(
             return np.full((len(batch["pixels"]), 3), 1 / 3)
     """
     candidate = python_version(tmp_path, wrong, versions["v1"])
-    report = evaluate_gate(candidate, versions["v1"], EVALUATION, RETAIL_GATE, timer=FakeTimer())
+    report = evaluate_gate(candidate, versions["v1"], evaluation, RETAIL_GATE, timer=FakeTimer())
     assert "3 class probabilities but 10 labels" in by_name(report)["accuracy"].detail
 
 
@@ -321,7 +333,7 @@ def test_a_candidate_giving_malformed_outputs_fails_accuracy(
 
 
 def test_missing_evaluation_data_fails_with_what_to_declare(
-    versions: dict[str, VersionSpec],
+    versions: dict[str, VersionSpec], evaluation: str
 ) -> None:
     report = evaluate_gate(versions["v2"], versions["v1"], None, RETAIL_GATE, timer=FakeTimer())
     checks = by_name(report)
@@ -378,8 +390,9 @@ def test_segments_are_each_held_to_the_stable_versions_accuracy(
     versions: dict[str, VersionSpec],
     sweets: str | int,
     staples: str | int,
+    evaluation: str,
 ) -> None:
-    with np.load(EVALUATION) as data:
+    with np.load(evaluation) as data:
         pixels, label = data["pixels"], data["label"]
     aisle = np.where(np.isin(label, SWEETS), sweets, staples)
     path = tmp_path / "evaluation.npz"
@@ -394,10 +407,10 @@ def test_segments_are_each_held_to_the_stable_versions_accuracy(
 
 
 def test_a_declared_segment_field_without_its_array_fails(
-    versions: dict[str, VersionSpec],
+    versions: dict[str, VersionSpec], evaluation: str
 ) -> None:
     spec = RETAIL_GATE.model_copy(update={"segment_field": "aisle"})
-    report = evaluate_gate(versions["v2"], versions["v1"], EVALUATION, spec, timer=FakeTimer())
+    report = evaluate_gate(versions["v2"], versions["v1"], evaluation, spec, timer=FakeTimer())
     assert failed(report) == ["segments"]
     assert "no array 'aisle'" in by_name(report)["segments"].detail
 

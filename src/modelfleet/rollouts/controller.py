@@ -233,15 +233,7 @@ class RolloutController:
         judgement = current_judgement(conn, rollout, now)
         elapsed = now - rollout.phase_started_at
         if judgement.outcome == "fail":
-            add_event(
-                conn,
-                rollout,
-                "analysis",
-                now=now,
-                reason=judgement.reason,
-                outcome="fail",
-                evidence=judgement.to_dict(),
-            )
+            _record_analysis(conn, rollout, judgement, now)
             if rollout.phase == "shadowing":
                 return [self._finish_shadow(conn, rollout, judgement, now)]
             return [
@@ -287,15 +279,7 @@ class RolloutController:
         percent = strategy.steps[rollout.step + 1]
         # With all traffic on the candidate, stable is judged by the window just ended.
         baseline = _window(rollout.phase_started_at, now) if percent == 100 else None
-        add_event(
-            conn,
-            rollout,
-            "analysis",
-            now=now,
-            reason=judgement.reason,
-            outcome="pass",
-            evidence=judgement.to_dict(),
-        )
+        _record_analysis(conn, rollout, judgement, now)
         rollout = update_rollout(
             conn,
             rollout,
@@ -434,6 +418,20 @@ def _pooled(
         conn, since=start, until=until, model=rollout.model, version=version, shadow=shadow
     )
     return pooled(found.values())
+
+
+def _record_analysis(
+    conn: Connection, rollout: Rollout, judgement: Judgement, now: datetime
+) -> None:
+    add_event(
+        conn,
+        rollout,
+        "analysis",
+        now=now,
+        reason=judgement.reason,
+        outcome=judgement.outcome,
+        evidence=judgement.to_dict(),
+    )
 
 
 def _window(since: datetime, until: datetime) -> dict[str, str]:
