@@ -271,3 +271,16 @@ def test_requests_recorded_from_several_threads_are_all_counted() -> None:
     drained += buffer.drain()
     assert sum(r.requests for r in drained) == per_thread * threads
     assert sum(r.latency.count for r in merge_all(drained).values()) == per_thread * threads
+
+
+def test_predicted_classes_are_counted_merged_and_stored() -> None:
+
+    key = RollupKey.at("acme", "m", "v1", "eu", datetime(2026, 1, 1, 12, 0, 30, tzinfo=UTC))
+    a, b = Rollup(key), Rollup(key)
+    a.record(200, 0.01, classes=np.array([3, 3, 1]), rows=3)
+    b.record(200, 0.01, classes=[1], rows=1)
+    a.merge(b)
+    assert a.classes == {3: 2, 1: 2}
+    assert Rollup.from_dict(a.to_dict()) == a
+    with pytest.raises(ValueError, match="expected 2 predicted classes"):
+        a.record(200, 0.01, classes=[1], rows=2)

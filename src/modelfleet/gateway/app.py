@@ -289,6 +289,7 @@ class Gateway:
         self._enter(ref)
         status, rows = 500, 1
         confidences: Any = None
+        classes: Any = None
         columns: dict[str, Any] | None = None
         admission: Admission | None = None
         try:
@@ -316,6 +317,8 @@ class Gateway:
                     payload, request, model, spec.version, outputs, spec.labels
                 )
             rows, confidences = request.rows, outputs.confidences
+            if spec.labels is not None:
+                classes = outputs.predictions
             if self.telemetry is not None and ref in self._edges:
                 columns = feature_columns(request.inputs, spec.features)
             self._sample(tenant, ref, now, request.inputs, response, confidences)
@@ -333,7 +336,9 @@ class Gateway:
             if admission is not None and admission.admitted:
                 await self.quotas.release(tenant, admission.ticket)
             self._leave(ref)
-            self._record(tenant, ref, now, status, self.timer() - start, confidences, columns, rows)
+            self._record(
+                tenant, ref, now, status, self.timer() - start, confidences, columns, rows, classes
+            )
 
     def _record(
         self,
@@ -345,6 +350,7 @@ class Gateway:
         confidences: Any,
         columns: dict[str, Any] | None,
         rows: int,
+        classes: Any = None,
     ) -> None:
         """Count one inference request in /metrics and in this minute's rollup."""
         model, region = version.model, self.settings.region
@@ -367,6 +373,7 @@ class Gateway:
             confidences,
             columns,
             rows=rows,
+            classes=classes,
         )
 
     def _sample(

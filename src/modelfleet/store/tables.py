@@ -187,6 +187,7 @@ samples = Table(
     Column("reason", String(32), nullable=False),
     Column("inputs", JSON, nullable=False),
     Column("outputs", JSON, nullable=False),
+    Column("request_id", String(128), nullable=True),  # joins feedback given on this request
 )
 
 # How a deployment's traffic is split while a rollout runs, as the rollout controller publishes
@@ -273,4 +274,83 @@ events = Table(
     Column("tenant", String(NAME), nullable=True),
     Column("message", Text, nullable=False),
     Column("details", JSON, nullable=False),
+)
+
+# A version's reference profile: per-column bin edges and counts, ranges, the class and
+# confidence distribution of its predictions, and thresholds learned from its own variation.
+profiles = Table(
+    "profiles",
+    metadata,
+    Column("model", String(NAME), primary_key=True),
+    Column("version", String(NAME), primary_key=True),
+    Column("rows", Integer, nullable=False),
+    Column("payload", JSON, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+)
+
+# What the gateway answered to requests that carry an id (and to sampled ones), so feedback
+# on a request id can be scored. Not every request: only those someone can give feedback on.
+predictions = Table(
+    "predictions",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("tenant", String(NAME), nullable=False),
+    Column("model", String(NAME), nullable=False),
+    Column("version", String(NAME), nullable=False),
+    Column("request_id", String(128), nullable=False),
+    Column("at", UTCDateTime, nullable=False, index=True),
+    Column("predicted", JSON, nullable=False),  # one label (or value) per row
+    Column("confidences", JSON, nullable=True),
+    UniqueConstraint("tenant", "model", "request_id", name="uq_predictions_request"),
+)
+
+# True labels, from customers (`POST /v1/feedback`) or from people working the review queue.
+# One row per (request, row): giving the same feedback again changes nothing.
+feedback = Table(
+    "feedback",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("tenant", String(NAME), nullable=False),
+    Column("model", String(NAME), nullable=False),
+    Column("request_id", String(128), nullable=False),
+    Column("row", Integer, nullable=False),
+    Column("label", String(200), nullable=False),
+    Column("source", String(16), nullable=False),  # customer or review
+    Column("actor", String(200), nullable=False),
+    Column("received_at", UTCDateTime, nullable=False),
+    UniqueConstraint("tenant", "model", "request_id", "row", name="uq_feedback_row"),
+)
+
+review_items = Table(
+    "review_items",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column(
+        "sample", Integer, ForeignKey("samples.id", ondelete="CASCADE"), nullable=False, unique=True
+    ),
+    Column("tenant", String(NAME), nullable=False, index=True),
+    Column("model", String(NAME), nullable=False),
+    Column("version", String(NAME), nullable=False),
+    Column("reason", String(32), nullable=False),  # low_confidence or sampled
+    Column("status", String(16), nullable=False),  # open or labelled
+    Column("label", String(200), nullable=True),
+    Column("labelled_by", String(200), nullable=True),
+    Column("labelled_at", UTCDateTime, nullable=True),
+    Column("created_at", UTCDateTime, nullable=False),
+)
+
+# Each monitor's verdict on a (tenant, model, version) for one window, with its evidence.
+monitor_results = Table(
+    "monitor_results",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("at", UTCDateTime, nullable=False, index=True),
+    Column("tenant", String(NAME), nullable=False),
+    Column("model", String(NAME), nullable=False),
+    Column("version", String(NAME), nullable=False),
+    Column("monitor", String(32), nullable=False),  # drift, data_quality, output_quality
+    Column("status", String(16), nullable=False),  # ok, warning, alert, insufficient
+    Column("window_start", UTCDateTime, nullable=False),
+    Column("window_end", UTCDateTime, nullable=False),
+    Column("payload", JSON, nullable=False),
 )

@@ -31,6 +31,7 @@ from datetime import UTC, datetime, timedelta
 from itertools import pairwise
 from typing import Any
 
+import numpy as np
 import numpy.typing as npt
 
 from modelfleet.stats import Histogram, LatencySketch
@@ -89,6 +90,7 @@ class Rollup:
 
     __slots__ = (
         "agreed",
+        "classes",
         "compared",
         "confidence",
         "features",
@@ -117,6 +119,7 @@ class Rollup:
         self.features = {name: Histogram(edges) for name, edges in (feature_edges or {}).items()}
         self.compared = 0
         self.agreed = 0
+        self.classes: dict[int, int] = {}  # predicted class index -> rows (classifiers)
 
     @property
     def requests(self) -> int:
@@ -131,8 +134,10 @@ class Rollup:
         features: Mapping[str, Values] | None = None,
         *,
         rows: int = 1,
+        classes: Values | None = None,
     ) -> None:
-        """Count one served request of `rows` rows: one confidence and one value per feature per row.
+        """Count one served request of `rows` rows: one confidence, one predicted class (for a
+        classifier) and one value per feature per row.
 
         Features without reference edges are not tracked. A request refused here (bad status,
         latency or lengths) raises ValueError and changes nothing.
@@ -144,6 +149,8 @@ class Rollup:
             raise ValueError(f"a request carries at least one row, got {rows}")
         if confidences is not None and len(confidences) != rows:
             raise ValueError(f"expected {rows} confidences, one per row, got {len(confidences)}")
+        if classes is not None and len(classes) != rows:
+            raise ValueError(f"expected {rows} predicted classes, one per row, got {len(classes)}")
         if features is not None:
             for name, values in features.items():
                 if len(values) != rows:
@@ -159,6 +166,10 @@ class Rollup:
                 self.confidence.add(float(confidences[0]))
             else:
                 self.confidence.add_many(confidences)
+        if classes is not None:
+            tally = self.classes
+            for index in np.asarray(classes).tolist():
+                tally[index] = tally.get(index, 0) + 1
         if features is not None:
             for name, histogram in self.features.items():
                 column = features.get(name)
@@ -199,6 +210,8 @@ class Rollup:
             self.features[name].merge(histogram)
         self.compared += other.compared
         self.agreed += other.agreed
+        for index, count in other.classes.items():
+            self.classes[index] = self.classes.get(index, 0) + count
 
     def copy(self) -> Rollup:
         """An independent rollup with the same counts."""
@@ -228,6 +241,7 @@ class Rollup:
             "features": {name: self.features[name].to_dict() for name in sorted(self.features)},
             "compared": self.compared,
             "agreed": self.agreed,
+            "classes": {str(i): self.classes[i] for i in sorted(self.classes)},
         }
 
     @classmethod
@@ -253,9 +267,10 @@ class Rollup:
             latency = LatencySketch.from_dict(data["latency"])
             confidence = Histogram.from_dict(data["confidence"])
             compared, agreed = data.get("compared", 0), data.get("agreed", 0)
+            classes = {int(i): n for i, n in data.get("classes", {}).items()}
         except (KeyError, TypeError, AttributeError) as exc:
             raise ValueError(f"not a rollup: {exc}") from exc
-        counts = [rows, *status.values(), *under, compared, agreed]
+        counts = [rows, *status.values(), *under, compared, agreed, *classes.values()]
         if set(status) != set(STATUS_CLASSES) or len(under) != len(rollup.thresholds):
             raise ValueError("not a rollup: status classes or threshold counts do not match")
         if not all(isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in counts):
@@ -269,6 +284,7 @@ class Rollup:
         if agreed > compared:
             raise ValueError("not a rollup: more rows agreed than were compared")
         rollup.compared, rollup.agreed = compared, agreed
+        rollup.classes = classes
         return rollup
 
     def __eq__(self, other: object) -> bool:
@@ -285,6 +301,7 @@ class Rollup:
             and self.features == other.features
             and self.compared == other.compared
             and self.agreed == other.agreed
+            and self.classes == other.classes
         )
 
     def __repr__(self) -> str:
@@ -331,12 +348,13 @@ class RollupBuffer:
         features: Mapping[str, Values] | None = None,
         *,
         rows: int = 1,
+        classes: Values | None = None,
     ) -> None:
         """Count a request served at `now` in its minute's rollup (see `Rollup.record`)."""
         with self._lock:
             slot = (tenant, model, version, region, self._minute(now), False)
             rollup = self._rollups.get(slot) or self._new(slot)
-            rollup.record(status, latency_s, confidences, features, rows=rows)
+            rollup.record(status, latency_s, confidences, features, rows=rows, classes=classes)
             self._rollups[slot] = rollup  # only once recorded: a refused request leaves no trace
 
     def record_shadow(
@@ -430,6 +448,8 @@ def pooled(rollups: Iterable[Rollup]) -> Rollup | None:
         out.confidence.merge(rollup.confidence)
         out.compared += rollup.compared
         out.agreed += rollup.agreed
+        for index, count in rollup.classes.items():
+            out.classes[index] = out.classes.get(index, 0) + count
     return out
 
 
