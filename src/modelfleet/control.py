@@ -16,6 +16,7 @@ from typing import Protocol
 
 from modelfleet.clock import Clock
 from modelfleet.registry.events import Event
+from modelfleet.monitors.controller import MonitorController
 from modelfleet.rollouts.controller import RolloutController
 from modelfleet.store import Store
 
@@ -28,7 +29,7 @@ class Controller(Protocol):
 
 def controllers(store: Store) -> list[Controller]:
     """Every controller of the control plane, on `store`."""
-    return [RolloutController(store)]
+    return [RolloutController(store), MonitorController(store)]
 
 
 class ControlLoop:

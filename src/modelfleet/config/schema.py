@@ -39,6 +39,48 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+_DURATION = re.compile(r"^(\d+(?:\.\d+)?)(ms|s|m|h|d)$")
+_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+
+
+def parse_duration(value: Any) -> Any:
+    """`30s`, `5m`, `1.5h`, `2d` or a number of seconds; anything else is left to pydantic."""
+    if isinstance(value, str):
+        match = _DURATION.match(value.strip())
+        if match is None:
+            raise ValueError(
+                f"a duration is a number and a unit (ms, s, m, h, d), like 5m; got {value!r}"
+            )
+        return timedelta(seconds=float(match[1]) * _UNIT_SECONDS[match[2]])
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return timedelta(seconds=value)
+    return value
+
+
+def format_duration(value: timedelta) -> str:
+    """The shortest exact way to write a duration, the way fleet.yaml writes them: 90s, 5m, 2h."""
+    ms = round(value.total_seconds() * 1000)
+    for unit, size in (("d", 86_400_000), ("h", 3_600_000), ("m", 60_000), ("s", 1000)):
+        if ms % size == 0 and ms >= size:
+            return f"{ms // size}{unit}"
+    return f"{ms}ms"
+
+
+Duration = Annotated[
+    timedelta,
+    BeforeValidator(parse_duration),
+    PlainSerializer(format_duration, return_type=str, when_used="json"),
+]
+Share = Annotated[float, Field(ge=0.0, le=1.0)]
+Percent = Annotated[float, Field(gt=0.0, le=100.0)]
+Metric = Literal["error_rate", "latency", "confidence", "agreement"]
+# What a sticky split hashes: the tenant, or the value of a request header (a user, a store).
+StickyKey = Annotated[str, StringConstraints(pattern=r"^(tenant|[A-Za-z0-9-]{1,64})$")]
+
+
+_CRITICAL_BY_DEFAULT: list[Metric] = ["error_rate", "latency"]
+
+
 class Metadata(Strict):
     name: Name
     labels: dict[str, str] = Field(default_factory=dict)
@@ -92,10 +134,52 @@ class OutputSchema(Strict):
         return self
 
 
+class DriftSpec(Strict):
+    """When a window's inputs or predictions count as drifted from the reference profile."""
+
+    thresholds: Literal["fixed", "learned"] = "fixed"  # learned: reference chunks' mean + 3 sd
+    psi_warning: Annotated[float, Field(gt=0)] = 0.1  # the usual bands of the PSI
+    psi_alert: Annotated[float, Field(gt=0)] = 0.25
+    ks: Share = 0.2  # Kolmogorov-Smirnov distance, also drifted above this
+    js: Share = 0.2  # Jensen-Shannon distance (base 2)
+    wasserstein: Annotated[float, Field(gt=0)] | None = None  # in the feature's units, if asked
+    drifted_share: Share = 0.3  # of the features: above it, the whole input has drifted
+    prediction_psi: Annotated[float, Field(gt=0)] = 0.25  # on the predicted class distribution
+
+    @model_validator(mode="after")
+    def _bands(self) -> DriftSpec:
+        if self.psi_alert < self.psi_warning:
+            raise ValueError("psi_alert must be at least psi_warning")
+        return self
+
+
+class QualitySpec(Strict):
+    """Limits on the data and on the outputs, as rates over the window."""
+
+    max_out_of_range: Share = 0.05  # of a feature's values outside the reference's range
+    max_rejected: Share = 0.05  # of requests refused as malformed (4xx)
+    low_confidence: Share = 0.5  # a prediction under this is low-confidence (and reviewed)
+    max_low_confidence: Share = 0.2  # share of low-confidence predictions
+    min_confidence: Share = 0.0  # mean confidence
+    min_accuracy: Share = 0.0  # from feedback labels, once there are min_labels
+    min_labels: Annotated[int, Field(ge=1)] = 50
+
+
+class MonitoringSpec(Strict):
+    """How each (tenant, version) of the model is watched: over a sliding window of rollups."""
+
+    window: Duration = timedelta(hours=1)
+    every: Duration = timedelta(minutes=1)  # how often a window is judged
+    min_rows: Annotated[int, Field(ge=1)] = 200  # fewer rows in a window: not judged
+    drift: DriftSpec = Field(default_factory=DriftSpec)
+    quality: QualitySpec = Field(default_factory=QualitySpec)
+
+
 class ModelSpec(Strict):
     description: str = ""
     input: InputSchema
     output: OutputSchema = Field(default_factory=OutputSchema)
+    monitoring: MonitoringSpec = Field(default_factory=lambda: MonitoringSpec())
 
 
 class ModelVersionSpec(Strict):
@@ -107,48 +191,6 @@ class ModelVersionSpec(Strict):
     reference_data: str | None = None
     evaluation_data: str | None = None
     notes: str = ""
-
-
-_DURATION = re.compile(r"^(\d+(?:\.\d+)?)(ms|s|m|h|d)$")
-_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
-
-
-def parse_duration(value: Any) -> Any:
-    """`30s`, `5m`, `1.5h`, `2d` or a number of seconds; anything else is left to pydantic."""
-    if isinstance(value, str):
-        match = _DURATION.match(value.strip())
-        if match is None:
-            raise ValueError(
-                f"a duration is a number and a unit (ms, s, m, h, d), like 5m; got {value!r}"
-            )
-        return timedelta(seconds=float(match[1]) * _UNIT_SECONDS[match[2]])
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        return timedelta(seconds=value)
-    return value
-
-
-def format_duration(value: timedelta) -> str:
-    """The shortest exact way to write a duration, the way fleet.yaml writes them: 90s, 5m, 2h."""
-    ms = round(value.total_seconds() * 1000)
-    for unit, size in (("d", 86_400_000), ("h", 3_600_000), ("m", 60_000), ("s", 1000)):
-        if ms % size == 0 and ms >= size:
-            return f"{ms // size}{unit}"
-    return f"{ms}ms"
-
-
-Duration = Annotated[
-    timedelta,
-    BeforeValidator(parse_duration),
-    PlainSerializer(format_duration, return_type=str, when_used="json"),
-]
-Share = Annotated[float, Field(ge=0.0, le=1.0)]
-Percent = Annotated[float, Field(gt=0.0, le=100.0)]
-Metric = Literal["error_rate", "latency", "confidence", "agreement"]
-# What a sticky split hashes: the tenant, or the value of a request header (a user, a store).
-StickyKey = Annotated[str, StringConstraints(pattern=r"^(tenant|[A-Za-z0-9-]{1,64})$")]
-
-
-_CRITICAL_BY_DEFAULT: list[Metric] = ["error_rate", "latency"]
 
 
 class GateSpec(Strict):

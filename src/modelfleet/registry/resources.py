@@ -103,6 +103,7 @@ def write(
             "description": resource.spec.description,
             "input_schema": resource.spec.input.model_dump(mode="json"),
             "output_schema": resource.spec.output.model_dump(mode="json"),
+            "monitoring": resource.spec.monitoring.model_dump(mode="json"),
         }
         _upsert(conn, models, {"name": resource.name}, {**values, **meta}, exists, now)
     elif isinstance(resource, ModelVersion):
@@ -201,6 +202,7 @@ def _models(conn: Connection) -> list[Registered]:
                     "description": r.description,
                     "input": r.input_schema,
                     "output": r.output_schema,
+                    **({"monitoring": r.monitoring} if r.monitoring is not None else {}),
                 },
             ),
             r.created_at,

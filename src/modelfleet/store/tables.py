@@ -53,6 +53,7 @@ models = Table(
     Column("description", Text, nullable=False),
     Column("input_schema", JSON, nullable=False),
     Column("output_schema", JSON, nullable=False),
+    Column("monitoring", JSON, nullable=True),  # null: the defaults
     Column("labels", JSON, nullable=False),
     Column("created_at", UTCDateTime, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),

@@ -3,7 +3,9 @@
 Every numeric input element is one column: a scalar feature is its own column, and a feature
 of shape (64,) gives the columns `pixels[0]` ... `pixels[63]` (row-major for more dimensions).
 The edges are the reference data's deciles, so each bin holds about a tenth of the reference
-and drift shows as counts moving between bins.
+and drift shows as counts moving between bins, framed by the reference's minimum and (just
+above) its maximum: the first and last bins then hold exactly the values outside the range
+the reference ever showed, which data-quality monitors count.
 """
 
 from __future__ import annotations
@@ -50,17 +52,33 @@ def feature_columns(
     return columns
 
 
+def reference_columns(
+    path: str | Path, features: Sequence[Feature]
+) -> dict[str, npt.NDArray[np.float64]]:
+    """Every column of a reference `.npz` (one array per feature)."""
+    with np.load(path) as data:
+        batch = {f.name: np.asarray(data[f.name]) for f in features if f.name in data.files}
+    return feature_columns(batch, features)
+
+
+def range_edges(values: npt.NDArray[np.float64], bins: int = 10) -> tuple[float, ...]:
+    """The decile edges of `values`, framed by their minimum and the next float above their
+    maximum, so values outside the reference's range fall in the two outer bins only."""
+    finite = values[np.isfinite(values)]
+    low, high = float(finite.min()), float(np.nextafter(finite.max(), np.inf))
+    inner = [e for e in quantile_edges(finite, bins) if low < e < high]
+    return (low, *inner, high)
+
+
 def reference_edges(
     path: str | Path, features: Sequence[Feature], bins: int = 10
 ) -> dict[str, tuple[float, ...]]:
-    """Decile edges of every column from a reference `.npz` (one array per feature).
+    """Range and decile edges (`range_edges`) of every column of a reference `.npz`.
 
     Columns without a finite reference value get no histogram.
     """
-    with np.load(path) as data:
-        batch = {f.name: np.asarray(data[f.name]) for f in features if f.name in data.files}
-    edges: dict[str, tuple[float, ...]] = {}
-    for name, values in feature_columns(batch, features).items():
-        if np.isfinite(values).any():
-            edges[name] = quantile_edges(values, bins)
-    return edges
+    return {
+        name: range_edges(values, bins)
+        for name, values in reference_columns(path, features).items()
+        if np.isfinite(values).any()
+    }

@@ -17,6 +17,8 @@ NAME = sa.String(length=63)
 
 
 def upgrade() -> None:
+    with op.batch_alter_table("models", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("monitoring", sa.JSON(), nullable=True))
     with op.batch_alter_table("samples", schema=None) as batch_op:
         batch_op.add_column(sa.Column("request_id", sa.String(length=128), nullable=True))
     op.create_table(
@@ -113,3 +115,5 @@ def downgrade() -> None:
     op.drop_table("profiles")
     with op.batch_alter_table("samples", schema=None) as batch_op:
         batch_op.drop_column("request_id")
+    with op.batch_alter_table("models", schema=None) as batch_op:
+        batch_op.drop_column("monitoring")

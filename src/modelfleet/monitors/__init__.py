@@ -1,0 +1,1 @@
+"""Monitoring: reference profiles, and drift, data-quality and output-quality monitors per tenant."""
