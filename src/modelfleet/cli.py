@@ -20,7 +20,7 @@ from rich.live import Live
 from rich.markup import escape
 from rich.table import Table
 
-from modelfleet import __version__, rollouts
+from modelfleet import __version__, monitors, rollouts
 from modelfleet.clock import SystemClock
 from modelfleet.config import load_fleet
 from modelfleet.config.schema import Deployment, Model, ModelVersion, Tenant
@@ -76,6 +76,11 @@ rollout_app = typer.Typer(
 app.add_typer(keys_app, name="keys")
 app.add_typer(db_app, name="db")
 app.add_typer(rollout_app, name="rollout")
+monitor_app = typer.Typer(
+    help="What the monitors see per tenant: drift, data quality, output quality.",
+    no_args_is_help=True,
+)
+app.add_typer(monitor_app, name="monitor")
 
 out = Console()
 err = Console(stderr=True, soft_wrap=True)  # messages stay one line, for scripts and editors
@@ -786,6 +791,50 @@ def events(
             e.kind,
             e.subject,
             escape(e.message),
+        )
+    out.print(table)
+
+
+@monitor_app.command("status")
+def monitor_status(
+    model: Annotated[str | None, typer.Option("--model", help="only this model")] = None,
+    tenant: Annotated[str | None, typer.Option("--tenant", "-t", help="only this tenant")] = None,
+    output: OutputOption = Output.table,
+) -> None:
+    """The latest verdict of every monitor, one line per tenant, model and version."""
+    with _store().begin() as conn:
+        found = monitors.latest_results(conn, model=model, tenant=tenant)
+    if output is Output.json:
+        _print_json([r.to_dict() for r in found])
+        return
+    table = Table(
+        "TENANT",
+        "MODEL",
+        "VERSION",
+        "DRIFT",
+        "DATA QUALITY",
+        "OUTPUT",
+        "CONFIDENCE",
+        "ACCURACY",
+        "WORST FEATURE",
+        "WINDOW",
+        box=None,
+    )
+    colours = {"ok": "green", "warning": "yellow", "alert": "red", "insufficient": "dim"}
+    for r in found:
+        cells = [
+            f"[{colours[s]}]{s}[/]" if s else "-"
+            for s in (r.status("drift"), r.status("data_quality"), r.status("output_quality"))
+        ]
+        table.add_row(
+            r.tenant,
+            r.model,
+            r.version,
+            *cells,
+            _figure(r.mean_confidence),
+            "-" if r.accuracy is None else f"{r.accuracy:.1%} ({r.labelled})",
+            escape(r.worst_feature or "-"),
+            f"{r.window_start:%H:%M}-{r.window_end:%H:%M}",
         )
     out.print(table)
 

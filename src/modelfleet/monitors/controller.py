@@ -32,8 +32,6 @@ from modelfleet.telemetry.writer import read_rollups
 log = logging.getLogger(__name__)
 
 SOURCE = "monitors"
-_SEVERITY = {"warning": "warning", "alert": "critical"}
-_RANK = {"insufficient": 0, "ok": 0, "warning": 1, "alert": 2}
 
 
 class MonitorController:
@@ -88,7 +86,7 @@ class MonitorController:
         start = end - spec.window
         found = read_rollups(conn, since=start, until=end, model=model)
         events: list[Event] = []
-        for (tenant, _, version), window in sorted(
+        for (_, _, version), window in sorted(
             windows(found.values(), start=start, end=end).items()
         ):
             profile = self._profiles.get((model, version))
@@ -115,11 +113,10 @@ class MonitorController:
         )
         if verdict.status == "insufficient":
             return []
-        before = _RANK.get(previous or "ok", 0)
-        after = _RANK[verdict.status]
-        if after > before:
-            kind, severity = f"monitor.{verdict.monitor}", _SEVERITY[verdict.status]
-        elif after == 0 and before > 0:
+        was_alert, is_alert = previous == "alert", verdict.status == "alert"
+        if is_alert and not was_alert:
+            kind, severity = f"monitor.{verdict.monitor}", "critical"
+        elif was_alert and not is_alert:
             kind, severity = f"monitor.{verdict.monitor}.resolved", "info"
         else:
             return []
