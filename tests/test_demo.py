@@ -22,7 +22,7 @@ def test_demo_applies_the_example_and_exits_0(
     monkeypatch.setenv("COLUMNS", "200")
     for _ in range(2):  # a second run starts again from a fresh store
         with pytest.raises(SystemExit) as info:
-            main(["demo", "--example", str(trained_example), "--seconds", "2"])
+            main(["demo", "--example", str(trained_example), "--seconds", "4"])
         assert info.value.code in (0, None)
         out = capsys.readouterr().out
         assert "10 created, 0 changed, 0 unchanged" in out
@@ -30,6 +30,8 @@ def test_demo_applies_the_example_and_exits_0(
         assert "10 resources registered, 4 API keys" in out
         # One version refused by the gate, one canary promoted, one rolled back in production.
         assert "Rollouts: v3 refused, v2 promoted, v4 rolled back." in out
+        # bayside-market's new cameras overexpose: its inputs drift, and only its.
+        assert "Drift: bayside-market." in out
         assert "refused over quota, 0 failed." in out  # the free tenant asks for twice its quota
         served = int(out.split("audit entries; ")[1].split(" requests served")[0])
         assert served > 100

@@ -43,6 +43,7 @@ from modelfleet.registry.keys import KeyRecord
 from modelfleet.settings import Settings
 from modelfleet.sim.demo import (
     DEMO_ROLLOUTS,
+    DRIFTING_TENANT,
     EXAMPLE,
     demo_loads,
     drive_traffic,
@@ -50,6 +51,7 @@ from modelfleet.sim.demo import (
     recorded_stats,
     run_rollouts,
     start_demo_gateway,
+    watch,
 )
 from modelfleet.sim.rollout import Round
 from modelfleet.sim.traffic import Tally
@@ -469,10 +471,11 @@ def demo(
     out.rule("2. the gateway serves every tenant")
     serving = start_demo_gateway(settings, database, clock)
     url = f"{serving.url}"
-    rates = ", ".join(f"{load.tenant} {load.rate:.0f}/s" for load in demo_loads(report))
+    rates = ", ".join(f"{load.tenant} {load.rate:.0f}/s" for load in demo_loads(report, example))
     out.print(f"Gateway at {url}. Each tenant sends one-row requests over HTTP: {rates}.")
     out.print(
         "dune-foods is on the free tier (5 requests/s): the gateway answers its excess with 429.\n"
+        f"{DRIFTING_TENANT} has just installed new shelf cameras: they overexpose every image.\n"
     )
     with Live(_traffic_table({}, 0.0), console=out, refresh_per_second=4) as live:
         tallies = drive_traffic(
@@ -491,10 +494,19 @@ def demo(
         until=clock.now() + timedelta(minutes=1),
     )
     out.print(_stats_table(summaries, seconds))
-
     serving.stop()
 
-    out.rule("3. safe rollouts")
+    out.rule("3. monitoring")
+    out.print(
+        "The monitors compare each tenant's window of telemetry (per-pixel histograms, classes,\n"
+        "confidences) with v1's reference profile; nothing stores the requests themselves.\n"
+    )
+    alerts, statuses = watch(report.store, clock.now() + timedelta(minutes=1))
+    out.print(_monitor_table(statuses))
+    for event in alerts:
+        out.print(f"[red]{event.kind}[/] {escape(event.message)}")
+
+    out.rule("4. safe rollouts")
     out.print(
         "The deployment rolls new versions out by canary: a quality gate on the evaluation set,\n"
         "then 5, 25, 50 and 100 % of requests, each step held a minute and judged against v1\n"
@@ -529,7 +541,12 @@ def demo(
     out.print(
         f"{len(report.state.resources)} resources registered, {len(report.keys)} API keys, "
         f"{len(entries)} audit entries; {served} requests served, {refused} refused over quota, "
-        f"{failed} failed.\nRollouts: "
+        f"{failed} failed.\nDrift: "
+        + (
+            ", ".join(sorted({str(e.tenant) for e in alerts if e.kind == "monitor.drift"}))
+            or "none"
+        )
+        + ".\nRollouts: "
         + ", ".join(f"{v} {s.replace('_', ' ')}" for v, s in states.items())
         + f".\nExplore it: MODELFLEET_HOME={database.parent} modelfleet rollout status "
         "product-recognizer"
@@ -807,6 +824,10 @@ def monitor_status(
     if output is Output.json:
         _print_json([r.to_dict() for r in found])
         return
+    out.print(_monitor_table(found))
+
+
+def _monitor_table(found: list[monitors.MonitorStatus]) -> Table:
     table = Table(
         "TENANT",
         "MODEL",
@@ -836,7 +857,7 @@ def monitor_status(
             escape(r.worst_feature or "-"),
             f"{r.window_start:%H:%M}-{r.window_end:%H:%M}",
         )
-    out.print(table)
+    return table
 
 
 def main(argv: list[str] | None = None) -> None:

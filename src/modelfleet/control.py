@@ -15,8 +15,8 @@ from datetime import datetime
 from typing import Protocol
 
 from modelfleet.clock import Clock
-from modelfleet.registry.events import Event
 from modelfleet.monitors.controller import MonitorController
+from modelfleet.registry.events import Event
 from modelfleet.rollouts.controller import RolloutController
 from modelfleet.store import Store
 

@@ -20,7 +20,9 @@ from modelfleet.config import Tenant, load_fleet
 from modelfleet.control import ControlLoop
 from modelfleet.errors import InvalidInput
 from modelfleet.gateway.server import ServingThread, build_server
+from modelfleet.monitors import MonitorController, MonitorStatus, latest_results
 from modelfleet.registry import Change, IssuedKey, apply_fleet, create_key, load_state
+from modelfleet.registry.events import Event
 from modelfleet.registry.resources import FleetState
 from modelfleet.rollouts import Rollout, RolloutController, RolloutEvent, events_of, start_rollout
 from modelfleet.rollouts.records import get_rollout
@@ -49,7 +51,7 @@ class DemoReport:
 DEMO_RATES = {"enterprise": 120.0, "premium": 60.0, "standard": 30.0, "free": 10.0}
 
 
-def demo_loads(report: DemoReport) -> list[TenantLoad]:
+def demo_loads(report: DemoReport, example: Path) -> list[TenantLoad]:
     """Each tenant's traffic in the demo, by its tier."""
     tiers = {
         r.resource.name: r.resource.spec.tier
@@ -57,9 +59,31 @@ def demo_loads(report: DemoReport) -> list[TenantLoad]:
         if isinstance(r.resource, Tenant)
     }
     return [
-        TenantLoad(k.tenant, k.plaintext, DEMO_RATES[tiers[k.tenant]], clients=4)
+        TenantLoad(
+            k.tenant,
+            k.plaintext,
+            DEMO_RATES[tiers[k.tenant]],
+            clients=4,
+            rows=overexposed(reference_rows(example)) if k.tenant == DRIFTING_TENANT else None,
+        )
         for k in report.keys
     ]
+
+
+# The tenant whose traffic drifts in the demo: its new shelf cameras overexpose every image.
+DRIFTING_TENANT = "bayside-market"
+
+
+def overexposed(rows: np.ndarray) -> np.ndarray:
+    """Images from a camera that overexposes: every pixel brighter, clipped at the sensor's 16."""
+    return np.clip(rows * 1.6 + 2.0, 0, 16).astype(np.float32)
+
+
+def watch(store: Store, now: datetime) -> tuple[list[Event], list[MonitorStatus]]:
+    """One tick of the monitors on what the gateway recorded, as the control loop does."""
+    events = MonitorController(store).tick(now)
+    with store.begin() as conn:
+        return events, latest_results(conn)
 
 
 def reference_rows(example: Path) -> np.ndarray:
@@ -116,7 +140,7 @@ def drive_traffic(
         send_traffic(
             url,
             "product-recognizer",
-            demo_loads(report),
+            demo_loads(report, example),
             reference_rows(example),
             seconds=seconds,
             on_progress=on_progress,

@@ -38,6 +38,7 @@ class TenantLoad:
     key: str
     rate: float
     clients: int = 2
+    rows: np.ndarray | None = None  # this tenant's own inputs, in place of the shared ones
 
 
 async def send_traffic(
@@ -66,7 +67,8 @@ async def send_traffic(
             next_at = start + index * interval / load.clients
             while next_at < end:
                 await asyncio.sleep(max(0.0, next_at - loop.time()))
-                row = rows[n % len(rows)]
+                own = rows if load.rows is None else load.rows
+                row = own[n % len(own)]
                 body = {
                     "inputs": [
                         {
