@@ -21,7 +21,7 @@ from modelfleet.config.schema import Deployment, Model, MonitoringSpec
 from modelfleet.gateway.routing import version_spec
 from modelfleet.monitors.judge import Verdict, judge
 from modelfleet.monitors.profile import Profile, build_profile, read_profile, write_profile
-from modelfleet.monitors.window import Window, windows
+from modelfleet.monitors.window import Window, labelled_rows, windows
 from modelfleet.registry import load_state
 from modelfleet.registry.events import Event, record_event
 from modelfleet.registry.resources import FleetState
@@ -92,7 +92,7 @@ class MonitorController:
             profile = self._profiles.get((model, version))
             if profile is None:
                 continue
-            for verdict in judge(window, profile, spec):
+            for verdict in judge(window, profile, spec, labelled_rows(conn, window)):
                 events += self._record(conn, window, verdict)
         return events
 

@@ -11,7 +11,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from sqlalchemy import Connection, and_, select
+
 from modelfleet.stats import Histogram
+from modelfleet.store.tables import feedback, predictions
 from modelfleet.telemetry.rollup import CONFIDENCE_EDGES, STATUS_CLASSES, Rollup
 
 
@@ -62,3 +65,32 @@ def windows(
             )
         window.add(rollup)
     return out
+
+
+def labelled_rows(conn: Connection, window: Window) -> tuple[int, int] | None:
+    """(correct, labelled) rows among the window's logged predictions that have feedback."""
+    p, f = predictions, feedback
+    rows = conn.execute(
+        select(p.c.predicted, f.c.row, f.c.label)
+        .join(
+            f,
+            and_(
+                f.c.tenant == p.c.tenant, f.c.model == p.c.model, f.c.request_id == p.c.request_id
+            ),
+        )
+        .where(
+            p.c.tenant == window.tenant,
+            p.c.model == window.model,
+            p.c.version == window.version,
+            p.c.at >= window.start,
+            p.c.at < window.end,
+        )
+    ).all()
+    # As `review.accuracy` scores them: a row the request did not have, or a regressor's value,
+    # has nothing to compare with. (Control-plane packages meet in the store, not in imports.)
+    scored = [
+        answered[row] == label
+        for answered, row, label in rows
+        if 0 <= row < len(answered) and isinstance(answered[row], str)
+    ]
+    return (sum(scored), len(scored)) if scored else None
