@@ -63,6 +63,9 @@ COMMANDS = [
     ["rollout", "promote"],
     ["rollback"],
     ["events"],
+    ["monitor"],
+    ["monitor", "status"],
+    ["monitor", "report"],
 ]
 
 
@@ -165,14 +168,14 @@ def test_audit_shows_who_changed_what(cli, fleet_file: Path) -> None:  # type: i
 
 def test_db_upgrade_migrates_once(cli) -> None:  # type: ignore[no-untyped-def]
     code, out, _ = cli("db", "upgrade")
-    assert code == 0 and "migrated from empty to 0003" in out
+    assert code == 0 and "migrated from empty to 0004" in out
     code, out, _ = cli("db", "upgrade")
-    assert code == 0 and "already at 0003" in out
+    assert code == 0 and "already at 0004" in out
 
 
 def test_version_names_the_schema(cli) -> None:  # type: ignore[no-untyped-def]
     code, out, _ = cli("version")
-    assert code == 0 and "modelfleet 0.1.0" in out and "0003" in out
+    assert code == 0 and "modelfleet 0.1.0" in out and "0004" in out
 
 
 def test_an_unreachable_store_exits_1_with_a_message(cli, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
@@ -247,3 +250,88 @@ def test_rollout_commands_from_start_to_abort(cli, trained_example: Path) -> Non
     assert code == 2 and "nowhere has had no rollout" in err
     code, out, _ = cli("get", "deployments")
     assert code == 0 and "canary" in out and "v1" in out
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["review"],
+        ["review", "list"],
+        ["review", "next"],
+        ["review", "label"],
+        ["review", "export"],
+        ["accuracy"],
+    ],
+    ids=" ".join,
+)
+def test_review_commands_have_help(cli, command: list[str]) -> None:  # type: ignore[no-untyped-def]
+    code, out, _ = cli(*command, "--help")
+    assert code == 0 and "Usage: modelfleet" in out
+
+
+def test_review_queue_and_accuracy_from_the_command_line(
+    cli, fleet_file: Path, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    from datetime import UTC, datetime
+
+    from modelfleet.review import ReviewController
+    from modelfleet.store import open_store
+    from tests.review.conftest import add_sample
+
+    cli("apply", "-f", str(fleet_file))
+    now = datetime.now(UTC)
+    store = open_store(f"sqlite:///{tmp_path / 'home' / 'fleet.db'}")
+    add_sample(store, "r1", at=now, predicted="a", confidence=0.3)
+    add_sample(store, "r2", at=now, tenant="bolt", reason="sampled", predicted="b", confidence=0.9)
+    ReviewController(store).tick(now)
+    store.close()
+
+    code, out, _ = cli("review", "list")
+    assert code == 0 and "low_confidence" in out and "bolt" in out and "0.3" in out
+    mine, theirs = json.loads(cli("review", "list", "-o", "json")[1])
+    assert (mine["tenant"], mine["request_id"], mine["predicted"]) == ("acme", "r1", "a")
+    assert theirs["tenant"] == "bolt"
+    assert [i["id"] for i in json.loads(cli("review", "list", "-t", "bolt", "-o", "json")[1])] == [
+        theirs["id"]
+    ]
+
+    code, out, _ = cli("review", "next", "--tenant", "acme")
+    assert code == 0 and f"review label {mine['id']} LABEL" in out
+    assert "a (confidence 0.300)" in out and "pixels: 64 values in [0, 63]" in out
+    shown = json.loads(cli("review", "next", "-o", "json")[1])
+    assert shown["id"] == mine["id"] and len(shown["inputs"]["pixels"]) == 64
+
+    code, _, err = cli("review", "label", str(mine["id"]), "kiwi")
+    assert code == 2 and "unknown label 'kiwi' for model 'digits'; valid labels: a, b, c" in err
+    code, _, err = cli("review", "label", str(theirs["id"]), "a", "--tenant", "acme")
+    assert code == 2 and f"no review item {theirs['id']}" in err
+    code, out, _ = cli("review", "label", str(mine["id"]), "b", "--tenant", "acme")
+    assert code == 0 and f"review item {mine['id']} labelled 'b' (request r1, row 0)" in out
+    code, out, _ = cli("review", "list", "--status", "labelled")
+    assert code == 0 and "labelled: b by carol" in out
+
+    [row] = json.loads(cli("accuracy", "-o", "json")[1])
+    assert (row["tenant"], row["version"], row["labelled"], row["accuracy"]) == (
+        "acme",
+        "v1",
+        1,
+        0.0,
+    )
+    assert row["confusion"] == [{"true": "b", "predicted": "a", "rows": 1}]
+    code, out, _ = cli("accuracy", "--model", "digits")
+    assert code == 0 and "acme" in out and "0.000" in out and "b 0.00 (1)" in out
+    code, out, _ = cli("accuracy", "--tenant", "bolt")
+    assert code == 0 and "no labels on logged predictions yet" in out
+
+    tasks_file = tmp_path / "tasks.json"
+    code, _, err = cli("review", "export", "--to", str(tasks_file))
+    assert code == 0 and "1 Label Studio task(s) written" in err
+    [task] = json.loads(tasks_file.read_text())
+    assert task["data"]["request_id"] == "r2"
+    assert task["predictions"][0]["result"][0]["value"] == {"choices": ["b"]}
+    code, out, _ = cli("review", "export", "--status", "all", "--tenant", "acme")
+    assert code == 0 and [t["data"]["tenant"] for t in json.loads(out)] == ["acme"]
+
+    assert cli("review", "list", "--status", "done")[0] == 2
+    assert cli("review", "label", "999", "a")[0] == 2
+    assert cli("review", "next", "--tenant", "nobody")[1].strip() == "no open review items"

@@ -9,7 +9,7 @@ import json
 import signal
 import sys
 from collections.abc import Callable, Mapping
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
@@ -20,13 +20,14 @@ from rich.live import Live
 from rich.markup import escape
 from rich.table import Table
 
-from modelfleet import __version__, monitors, rollouts
+from modelfleet import __version__, monitors, review, rollouts
 from modelfleet.clock import SystemClock
 from modelfleet.config import load_fleet
-from modelfleet.config.schema import Deployment, Model, ModelVersion, Tenant
+from modelfleet.config.schema import Deployment, Model, ModelVersion, Tenant, parse_duration
 from modelfleet.control import ControlLoop, controllers
 from modelfleet.errors import FleetConfigError, InvalidInput, ModelfleetError
 from modelfleet.gateway.server import serve
+from modelfleet.monitors.report import build_sections, render_report, summary_line
 from modelfleet.registry import (
     Action,
     Change,
@@ -83,6 +84,11 @@ monitor_app = typer.Typer(
     no_args_is_help=True,
 )
 app.add_typer(monitor_app, name="monitor")
+review_app = typer.Typer(
+    help="Label what the model was unsure of: the review queue, and export to Label Studio.",
+    no_args_is_help=True,
+)
+app.add_typer(review_app, name="review")
 
 out = Console()
 err = Console(stderr=True, soft_wrap=True)  # messages stay one line, for scripts and editors
@@ -827,6 +833,37 @@ def monitor_status(
     out.print(_monitor_table(found))
 
 
+@monitor_app.command("report")
+def monitor_report(
+    model: Annotated[str, typer.Argument(help="the model to report on")],
+    to: Annotated[Path, typer.Option("--to", help="the HTML file to write", dir_okay=False)],
+    tenant: Annotated[str | None, typer.Option("--tenant", "-t", help="only this tenant")] = None,
+    window: Annotated[
+        timedelta | None,
+        typer.Option(
+            parser=parse_duration,
+            metavar="DURATION",
+            help="how far back from the end, like 30m or 2h; default: the model's monitoring window",
+        ),
+    ] = None,
+    at: Annotated[
+        datetime | None, typer.Option("--at", help="the window's end, in UTC; default: now")
+    ] = None,
+) -> None:
+    """Write one self-contained HTML page of MODEL's monitors per tenant and version: verdicts,
+    every feature's drift with charts of the drifted ones, data and output quality."""
+    now = clock.now() if at is None else at.replace(tzinfo=UTC)
+    with _store().begin() as conn:
+        sections = build_sections(conn, model, tenant=tenant, now=now, window=window)
+    page = render_report(model, sections, generated_at=clock.now())
+    try:
+        to.write_text(page, encoding="utf-8")
+    except OSError as exc:
+        raise InvalidInput(f"cannot write {to}: {exc.strerror}") from exc
+    out.print(f"wrote {to}", markup=False, highlight=False)
+    out.print(summary_line(sections), markup=False, highlight=False)
+
+
 def _monitor_table(found: list[monitors.MonitorStatus]) -> Table:
     table = Table(
         "TENANT",
@@ -858,6 +895,191 @@ def _monitor_table(found: list[monitors.MonitorStatus]) -> Table:
             f"{r.window_start:%H:%M}-{r.window_end:%H:%M}",
         )
     return table
+
+
+class ReviewStatus(StrEnum):
+    open = "open"
+    labelled = "labelled"
+    all = "all"
+
+
+ReviewTenantOption = Annotated[
+    str | None, typer.Option("--tenant", "-t", help="only this tenant's items")
+]
+ReviewModelOption = Annotated[str | None, typer.Option("--model", help="only this model's items")]
+ReviewStatusOption = Annotated[
+    ReviewStatus, typer.Option("--status", help="open, labelled, or all items")
+]
+
+
+@review_app.command("list")
+def review_list(
+    tenant: ReviewTenantOption = None,
+    model: ReviewModelOption = None,
+    status: ReviewStatusOption = ReviewStatus.open,
+    limit: Annotated[int, typer.Option("--limit", "-n", min=1, help="how many items")] = 50,
+    output: OutputOption = Output.table,
+) -> None:
+    """Review items in the order they are worked: low confidence first, then the oldest."""
+    with _store().begin() as conn:
+        found = review.list_items(
+            conn, tenant=tenant, model=model, status=status.value, limit=limit
+        )
+    if output is Output.json:
+        _print_json([item.to_dict() for item in found])
+        return
+    table = Table(
+        "ID", "TENANT", "MODEL", "VERSION", "REASON", "PREDICTED", "CONF", "SAMPLED", box=None
+    )
+    for column in table.columns:
+        column.no_wrap = True
+    table.add_column("STATUS", overflow="fold")
+    for item in found:
+        state = item.status
+        if item.label is not None:
+            state += f": {item.label} by {item.labelled_by}"
+        table.add_row(
+            str(item.id),
+            item.tenant,
+            item.model,
+            item.version,
+            item.reason,
+            escape(_answer(item.predicted)),
+            _figure(item.confidence),
+            _when(item.sampled_at),
+            escape(state),
+        )
+    out.print(table)
+
+
+def _answer(predicted: Any) -> str:
+    return "-" if predicted is None else str(predicted)
+
+
+@review_app.command("next")
+def review_next(
+    tenant: ReviewTenantOption = None,
+    model: ReviewModelOption = None,
+    output: OutputOption = Output.table,
+) -> None:
+    """Show the item to label next: who and what it is about, what the model answered, and the
+    request's inputs (its first row)."""
+    with _store().begin() as conn:
+        item = review.next_item(conn, tenant=tenant, model=model)
+        inputs = review.sample_inputs(conn, [item]) if item is not None else {}
+    if output is Output.json:
+        _print_json(
+            None if item is None else {**item.to_dict(), "inputs": inputs.get(item.sample, {})}
+        )
+        return
+    if item is None:
+        out.print("no open review items")
+        return
+    table = Table(box=None, show_header=False)
+    table.add_column(style="bold", no_wrap=True)
+    table.add_column(overflow="fold")
+    confidence = "" if item.confidence is None else f" (confidence {item.confidence:.3f})"
+    for name, value in [
+        ("item", str(item.id)),
+        ("tenant", item.tenant),
+        ("model", f"{item.model} {item.version}"),
+        ("reason", item.reason.replace("_", " ")),
+        ("predicted", _answer(item.predicted) + confidence),
+        ("request id", item.request_id),
+        ("sampled", _when(item.sampled_at)),
+        *(("input", line) for line in review.summarize_inputs(inputs.get(item.sample, {}))),
+    ]:
+        table.add_row(name, escape(value))
+    out.print(table)
+    out.print(f"label it: modelfleet review label {item.id} LABEL", markup=False, highlight=False)
+
+
+@review_app.command("label")
+def review_label(
+    item: Annotated[int, typer.Argument(help="the item's id, as `review list` shows it")],
+    label: Annotated[str, typer.Argument(help="the true label: one of the model's labels")],
+    tenant: Annotated[
+        str | None, typer.Option("--tenant", "-t", help="act for this tenant: only its items")
+    ] = None,
+) -> None:
+    """Label an item; the label is feedback on its request and counts in `modelfleet accuracy`."""
+    settings = _settings()
+    with open_store(settings.database_url).begin() as conn:
+        done = review.label_item(
+            conn, item, label, actor=settings.actor, now=clock.now(), tenant=tenant
+        )
+    out.print(
+        f"review item {done.id} labelled {label!r} (request {done.request_id}, row 0)",
+        markup=False,
+        highlight=False,
+        soft_wrap=True,
+    )
+
+
+@review_app.command("export")
+def review_export(
+    tenant: ReviewTenantOption = None,
+    model: ReviewModelOption = None,
+    status: ReviewStatusOption = ReviewStatus.open,
+    limit: Annotated[int, typer.Option("--limit", "-n", min=1, help="how many items")] = 10_000,
+    to: Annotated[
+        Path | None, typer.Option("--to", help="write the tasks to this file; default: stdout")
+    ] = None,
+    from_name: Annotated[
+        str, typer.Option(help="the Choices control of your Label Studio labeling config")
+    ] = "label",
+    to_name: Annotated[str, typer.Option(help="the object that control labels")] = "image",
+) -> None:
+    """Export items as Label Studio tasks (JSON), with the model's answer as a pre-annotation."""
+    with _store().begin() as conn:
+        items = review.list_items(
+            conn, tenant=tenant, model=model, status=status.value, limit=limit
+        )
+        inputs = review.sample_inputs(conn, items)
+    tasks = review.export_label_studio(items, inputs, from_name=from_name, to_name=to_name)
+    text = json.dumps(tasks, indent=2) + "\n"
+    if to is None:
+        sys.stdout.write(text)
+        return
+    try:
+        to.write_text(text)
+    except OSError as exc:
+        raise ModelfleetError(f"cannot write {to}: {exc.strerror or exc}") from exc
+    err.print(f"{len(tasks)} Label Studio task(s) written to {to}", markup=False, highlight=False)
+
+
+@app.command("accuracy")
+def accuracy_command(
+    model: Annotated[str | None, typer.Option("--model", help="only this model")] = None,
+    tenant: Annotated[str | None, typer.Option("--tenant", "-t", help="only this tenant")] = None,
+    days: Annotated[
+        float | None, typer.Option("--days", min=0, help="only requests of the last DAYS days")
+    ] = None,
+    output: OutputOption = Output.table,
+) -> None:
+    """Accuracy per tenant and version, from customers' feedback and review labels."""
+    since = clock.now() - timedelta(days=days) if days is not None else None
+    with _store().begin() as conn:
+        found = review.accuracy(conn, model=model, tenant=tenant, since=since)
+    if output is Output.json:
+        _print_json([row.to_dict() for row in found])
+        return
+    table = Table("TENANT", "MODEL", "VERSION", "LABELLED", "CORRECT", "ACCURACY", box=None)
+    table.add_column("PER CLASS: ACCURACY (LABELLED)", overflow="fold")
+    for row in found:
+        classes = ", ".join(f"{c.label} {c.accuracy:.2f} ({c.labelled})" for c in row.classes)
+        table.add_row(
+            row.tenant,
+            row.model,
+            row.version,
+            str(row.labelled),
+            str(row.correct),
+            f"{row.accuracy:.3f}",
+            escape(classes),
+        )
+    out.print(table)
+    if not found:
+        out.print("no labels on logged predictions yet")
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -17,6 +17,7 @@ from typing import Protocol
 from modelfleet.clock import Clock
 from modelfleet.monitors.controller import MonitorController
 from modelfleet.registry.events import Event
+from modelfleet.review import ReviewController
 from modelfleet.rollouts.controller import RolloutController
 from modelfleet.store import Store
 
@@ -29,7 +30,7 @@ class Controller(Protocol):
 
 def controllers(store: Store) -> list[Controller]:
     """Every controller of the control plane, on `store`."""
-    return [RolloutController(store), MonitorController(store)]
+    return [RolloutController(store), MonitorController(store), ReviewController(store)]
 
 
 class ControlLoop:

@@ -2,7 +2,13 @@
 
 A plain ASGI callable with a hand-written router: the hot path does the least work that is
 correct. Every inference request reads one immutable route table, takes one quota decision,
-waits on one micro-batch and records one rollup entry; it never touches the store.
+waits on one micro-batch and records one rollup entry; it never touches the store. A request
+with an id (and every one kept as a sample) also leaves a row in the prediction log, buffered
+and flushed with the rollups, so that feedback on it can be scored.
+
+Feedback (`POST /v1/feedback`) is the one route that writes before answering: a client told
+its labels were accepted must be able to rely on it, so they are stored first, through the
+writer the server injects (this module knows no SQL).
 """
 
 from __future__ import annotations
@@ -11,7 +17,8 @@ import asyncio
 import logging
 import random
 import time
-from collections.abc import Awaitable, Callable, Mapping, MutableMapping
+import uuid
+from collections.abc import Awaitable, Callable, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from functools import partial
@@ -21,7 +28,7 @@ import orjson
 
 from modelfleet import __version__
 from modelfleet.clock import Clock
-from modelfleet.errors import InvalidInput, ServingError
+from modelfleet.errors import InvalidInput, ServingError, StoreError
 from modelfleet.gateway import protocol
 from modelfleet.gateway.errors import HTTPError, not_found, overloaded, too_many, unauthorized
 from modelfleet.gateway.quotas import TIER_QUOTAS, Admission, Quota, QuotaStore
@@ -29,6 +36,7 @@ from modelfleet.gateway.routing import Route, RouteTable
 from modelfleet.registry.keys import prefix_of_key
 from modelfleet.runtime import Backend, MicroBatcher, Outputs, VersionRef, VersionSpec
 from modelfleet.telemetry.edges import feature_columns, reference_edges
+from modelfleet.telemetry.feedback import Feedback, check_label
 from modelfleet.telemetry.metrics import CONTENT_TYPE, GatewayMetrics
 from modelfleet.telemetry.rollup import RollupBuffer
 
@@ -40,6 +48,9 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 
 JSON = [(b"content-type", b"application/json")]
+
+# Stores feedback durably before the gateway acknowledges it; raises StoreError when it cannot.
+FeedbackWriter = Callable[[Sequence[Feedback]], object]
 
 # Under overload a tier is shed once this worker's requests in flight pass this share of
 # `max_in_flight`: free customers wait first, enterprise customers last.
@@ -58,8 +69,9 @@ class GatewaySettings:
     max_in_flight: int = 512
     telemetry: bool = True
     sample_rate: float = 0.01  # share of requests kept whole, for review and debugging
-    low_confidence: float = 0.5  # requests with a row under this confidence are always kept
+    low_confidence: float | None = None  # None: each model's `quality.low_confidence`
     max_samples: int = 1000  # kept between two flushes at most
+    max_predictions: int = 10_000  # prediction-log rows kept between two flushes at most
     shadow_timeout_s: float = 5.0  # a shadow answer later than this counts as a timeout
     max_shadow_in_flight: int = 64  # more are dropped: shadows never queue without bound
     tier_quotas: Mapping[str, Quota] = field(default_factory=lambda: dict(TIER_QUOTAS))
@@ -92,6 +104,8 @@ class Gateway:
         )
         self.key_uses: dict[str, datetime] = {}  # prefix -> last use, flushed with telemetry
         self.samples: list[dict[str, Any]] = []  # flushed with telemetry
+        self.predictions: list[dict[str, Any]] = []  # the prediction log, flushed with telemetry
+        self.feedback_writer: FeedbackWriter | None = None  # the server's; None: no feedback
         self._rng = rng or random.Random()
         self._batchers: dict[VersionRef, MicroBatcher] = {}
         self._version_in_flight: dict[VersionRef, int] = {}
@@ -201,6 +215,9 @@ class Gateway:
         if parts[:2] == ["v1", "models"] and len(parts) == 4 and parts[3] == "predict":
             _allow(method, "POST")
             return await self._infer(scope, receive, parts[2], None, v1=True)
+        if path == "/v1/feedback":
+            _allow(method, "POST")
+            return await self._feedback(scope, receive)
         if path in ("/v2", "/v2/"):
             _allow(method, "GET")
             server = {"name": "modelfleet", "version": __version__, "extensions": []}
@@ -305,10 +322,13 @@ class Gateway:
                     f"quota exceeded ({admission.reason}) for tenant {tenant!r}",
                     admission.retry_after,
                 )
+            header_id = protocol.request_id_header(_header(scope, b"x-request-id"))
             body = await _read_body(scope, receive, self.settings.max_body_bytes)
             payload = _parse_json(body)
             parse = protocol.parse_v1 if v1 else protocol.parse_v2
             request = parse(payload, spec.features)
+            # The body's id (Open Inference Protocol) wins over the header's.
+            request_id = request.id if request.id is not None else header_id
             outputs = await self._batchers[ref].submit(request.inputs)
             if v1:
                 response = protocol.render_v1(model, spec.version, outputs, spec.labels)
@@ -316,16 +336,26 @@ class Gateway:
                 response = protocol.render_v2(
                     payload, request, model, spec.version, outputs, spec.labels
                 )
+            if request_id is not None:
+                response.setdefault("id", request_id)
             rows, confidences = request.rows, outputs.confidences
             if spec.labels is not None:
                 classes = outputs.predictions
             if self.telemetry is not None and ref in self._edges:
                 columns = feature_columns(request.inputs, spec.features)
-            self._sample(tenant, ref, now, request.inputs, response, confidences)
+            kept = self._sample(
+                tenant, spec, now, request.inputs, response, confidences, request_id
+            )
+            if request_id is None:
+                request_id = kept  # a sample's generated id: feedback can name it too
+            headers = JSON
+            if request_id is not None:
+                self._log_prediction(tenant, ref, now, request_id, outputs, spec.labels)
+                headers = [*JSON, (b"x-request-id", request_id.encode())]
             if route.shadow is not None and spec is route.version:
                 self._mirror(tenant, route.shadow, route.shadow_percent, now, request, outputs)
             status = 200
-            return 200, JSON, orjson.dumps(response)
+            return 200, headers, orjson.dumps(response)
         except HTTPError as exc:
             status = exc.status
             raise
@@ -379,33 +409,118 @@ class Gateway:
     def _sample(
         self,
         tenant: str,
-        version: VersionRef,
+        spec: VersionSpec,
         now: datetime,
         inputs: Mapping[str, Any],
         response: Mapping[str, Any],
         confidences: Any,
-    ) -> None:
+        request_id: str | None,
+    ) -> str | None:
+        """Keep the request whole if it is a low-confidence one (under the model's threshold) or
+        a sampled one; returns its request id (the client's, or one generated for it) when kept."""
         if not self.settings.telemetry or len(self.samples) >= self.settings.max_samples:
-            return
+            return None
         # tolist() then min() is several times cheaper than numpy's min for a request's few rows
-        if confidences is not None and min(confidences.tolist()) < self.settings.low_confidence:
+        threshold = self.settings.low_confidence
+        if threshold is None:
+            threshold = spec.low_confidence
+        if confidences is not None and min(confidences.tolist()) < threshold:
             reason = "low_confidence"
         elif self._rng.random() < self.settings.sample_rate:
             reason = "sampled"
         else:
-            return
+            return None
+        if request_id is None:
+            request_id = f"mf-{uuid.uuid4().hex}"
         self.samples.append(
             {
                 "tenant": tenant,
-                "model": version.model,
-                "version": version.version,
+                "model": spec.model,
+                "version": spec.version,
                 "region": self.settings.region,
                 "at": now,
                 "reason": reason,
                 "inputs": {name: array.tolist() for name, array in inputs.items()},
                 "outputs": dict(response),
+                "request_id": request_id,
             }
         )
+        return request_id
+
+    def _log_prediction(
+        self,
+        tenant: str,
+        version: VersionRef,
+        now: datetime,
+        request_id: str,
+        outputs: Outputs,
+        labels: Sequence[str] | None,
+    ) -> None:
+        """Keep what this request was answered, for feedback on its id to be scored against."""
+        if not self.settings.telemetry:
+            return
+        if len(self.predictions) >= self.settings.max_predictions:
+            self.metrics.predictions_dropped.inc()
+            return
+        predicted = outputs.predictions.tolist()
+        confidences = outputs.confidences
+        self.predictions.append(
+            {
+                "tenant": tenant,
+                "model": version.model,
+                "version": version.version,
+                "request_id": request_id,
+                "at": now,
+                "predicted": predicted if labels is None else [labels[i] for i in predicted],
+                "confidences": None if confidences is None else confidences.astype(float).tolist(),
+            }
+        )
+
+    def requeue_predictions(self, rows: list[dict[str, Any]]) -> None:
+        """Put back the rows a failed flush could not write, ahead of newer ones; beyond
+        `max_predictions` the newest are dropped (and counted)."""
+        merged = rows + self.predictions
+        limit = self.settings.max_predictions
+        if len(merged) > limit:
+            self.metrics.predictions_dropped.inc(len(merged) - limit)
+        self.predictions = merged[:limit]
+
+    async def _feedback(
+        self, scope: Scope, receive: Receive
+    ) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
+        """Store a tenant's true labels for a request it sent; answer only once they are stored.
+        The tenant is the key's, never the body's: feedback cannot reach another tenant."""
+        tenant, prefix = self._authenticate(scope)
+        body = await _read_body(scope, receive, self.settings.max_body_bytes)
+        request = protocol.parse_feedback(_parse_json(body))
+        route = self._route(tenant, request.model)
+        for _, label in request.labels:
+            check_label(request.model, label, route.version.labels)
+        if self.feedback_writer is None:
+            raise HTTPError(503, "this gateway has no store to keep feedback in")
+        now = self.clock.now()
+        self.key_uses[prefix] = now
+        records = [
+            Feedback(
+                tenant,
+                request.model,
+                request.request_id,
+                row,
+                label,
+                "customer",
+                f"key {prefix}",
+                now,
+            )
+            for row, label in request.labels
+        ]
+        try:
+            await asyncio.to_thread(self.feedback_writer, records)
+        except StoreError as exc:
+            log.warning("feedback of tenant %s not stored: %s", tenant, exc)
+            raise HTTPError(
+                503, "the feedback could not be stored; send it again", [(b"retry-after", b"1")]
+            ) from exc
+        return 200, JSON, orjson.dumps({"accepted": len(records)})
 
     def _mirror(
         self,

@@ -42,6 +42,12 @@ class BadRequest(InvalidInput):
     """A request body that does not fit the protocol or the model's schema (HTTP 400)."""
 
 
+# The longest request id kept: the prediction log's and feedback's request_id column.
+MAX_REQUEST_ID = 128
+# The most rows one feedback request may label.
+MAX_FEEDBACK_ROWS = 10_000
+
+
 @dataclass(frozen=True)
 class InferRequest:
     """A validated request: one array per feature, all with the same number of rows."""
@@ -56,8 +62,8 @@ def parse_v2(body: Any, features: Sequence[Feature]) -> InferRequest:
     if not isinstance(body, dict):
         raise BadRequest("the request body must be a JSON object with 'inputs'")
     request_id = body.get("id")
-    if request_id is not None and not isinstance(request_id, str):
-        raise BadRequest("'id' must be a string")
+    if request_id is not None:
+        check_request_id(request_id, "'id'")
     tensors = body.get("inputs")
     if not isinstance(tensors, list) or not tensors:
         raise BadRequest("'inputs' must be a non-empty list of tensors")
@@ -80,6 +86,29 @@ def parse_v2(body: Any, features: Sequence[Feature]) -> InferRequest:
             f"missing input(s) {', '.join(missing)}; the model takes {_names(features)}"
         )
     return InferRequest(request_id, arrays, _rows(arrays))
+
+
+def check_request_id(value: Any, what: str) -> str:
+    """A request id as clients may send it: a string of 1 to 128 characters, none of them
+    control characters (it is echoed in the `X-Request-Id` response header)."""
+    if not isinstance(value, str):
+        raise BadRequest(f"{what} must be a string")
+    if not 1 <= len(value) <= MAX_REQUEST_ID:
+        raise BadRequest(f"{what} must be 1 to {MAX_REQUEST_ID} characters, got {len(value)}")
+    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in value):
+        raise BadRequest(f"{what} must not contain control characters")
+    return value
+
+
+def request_id_header(value: bytes | None) -> str | None:
+    """The id an `X-Request-Id` header carries, checked like a body's id."""
+    if value is None:
+        return None
+    try:
+        text = value.decode()
+    except UnicodeDecodeError as exc:
+        raise BadRequest("X-Request-Id must be UTF-8 text") from exc
+    return check_request_id(text, "X-Request-Id")
 
 
 def parse_v1(body: Any, features: Sequence[Feature]) -> InferRequest:
@@ -108,6 +137,54 @@ def parse_v1(body: Any, features: Sequence[Feature]) -> InferRequest:
         for f in features
     }
     return InferRequest(None, arrays, len(instances))
+
+
+@dataclass(frozen=True)
+class FeedbackRequest:
+    """A validated `POST /v1/feedback` body: the true label of each (row, label) of a request."""
+
+    model: str
+    request_id: str
+    labels: tuple[tuple[int, str], ...]
+
+
+FEEDBACK_FIELDS = ("model", "id", "label", "labels", "row")
+
+
+def parse_feedback(body: Any) -> FeedbackRequest:
+    """Check a feedback body: `{"model", "id", "label"}` (row 0, or `"row": k`), or
+    `{"model", "id", "labels": [...]}` where the i-th label is row i's."""
+    if not isinstance(body, dict):
+        raise BadRequest("the request body must be a JSON object with 'model', 'id' and 'label'")
+    unknown = sorted(set(body) - set(FEEDBACK_FIELDS))
+    if unknown:
+        raise BadRequest(
+            f"unknown field(s) {', '.join(unknown)}; feedback takes {', '.join(FEEDBACK_FIELDS)}"
+        )
+    model = body.get("model")
+    if not isinstance(model, str) or not model:
+        raise BadRequest("'model' must be the name of a model")
+    if "id" not in body:
+        raise BadRequest("'id' is missing: the id of the request the feedback is about")
+    request_id = check_request_id(body["id"], "'id'")
+    if ("label" in body) == ("labels" in body):
+        raise BadRequest("give either 'label' (one row) or 'labels' (one per row)")
+    if "labels" in body:
+        labels = body["labels"]
+        if "row" in body:
+            raise BadRequest("'row' goes with a single 'label'; 'labels' gives every row from 0")
+        if not isinstance(labels, list) or not labels or len(labels) > MAX_FEEDBACK_ROWS:
+            raise BadRequest(f"'labels' must be a list of 1 to {MAX_FEEDBACK_ROWS} labels")
+        for i, label in enumerate(labels):
+            if not isinstance(label, str):
+                raise BadRequest(f"labels[{i}] must be a string, got {label!r}")
+        return FeedbackRequest(model, request_id, tuple(enumerate(labels)))
+    label, row = body["label"], body.get("row", 0)
+    if not isinstance(label, str):
+        raise BadRequest(f"'label' must be a string, got {label!r}")
+    if isinstance(row, bool) or not isinstance(row, int) or not 0 <= row < MAX_FEEDBACK_ROWS:
+        raise BadRequest(f"'row' must be an integer from 0 to {MAX_FEEDBACK_ROWS - 1}")
+    return FeedbackRequest(model, request_id, ((row, label),))
 
 
 def _names(features: Sequence[Feature]) -> str:

@@ -159,6 +159,7 @@ def version_spec(state: FleetState, model: str, version: str) -> VersionSpec | N
         features=tuple(m.resource.spec.input.features),
         labels=tuple(labels) if labels is not None else None,
         reference_data=v.resource.spec.reference_data,
+        low_confidence=m.resource.spec.monitoring.quality.low_confidence,
     )
 
 

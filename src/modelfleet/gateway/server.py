@@ -2,10 +2,11 @@
 
 Beside the request path run two loops: the refresher checks the store's generation every
 half second and publishes a new route table when it changed (so a change is served within a
-second), and the flusher writes telemetry rollups every few seconds. At shutdown uvicorn stops
-accepting and finishes requests in flight; then the last rollups are flushed. A flush that
-fails (the store is unreachable) keeps its rollups and retries, so no acknowledged request
-goes missing from the rollups.
+second), and the flusher writes telemetry rollups (with samples and the prediction log)
+every few seconds. At shutdown uvicorn stops accepting and finishes requests in flight; then
+the last rollups are flushed. A flush that fails (the store is unreachable) keeps its rollups
+and retries, so no acknowledged request goes missing from the rollups. Feedback does not wait
+for a flush: the server hands the gateway a writer that stores it at once.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import socket
 import sys
 import threading
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -38,6 +39,7 @@ from modelfleet.runtime import LocalBackend
 from modelfleet.settings import Settings
 from modelfleet.store import Store, open_store
 from modelfleet.store.tables import deployment_status
+from modelfleet.telemetry.feedback import Feedback, write_feedback, write_predictions
 from modelfleet.telemetry.rollup import Rollup
 from modelfleet.telemetry.writer import write_rollups, write_samples
 
@@ -68,6 +70,7 @@ class GatewayServer:
         self._tasks: list[asyncio.Task[None]] = []
         self._stopping = asyncio.Event()
         self.loop: asyncio.AbstractEventLoop | None = None  # the loop serving, once started
+        gateway.feedback_writer = self.write_feedback
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -168,15 +171,19 @@ class GatewayServer:
             self._unflushed.extend(self.gateway.telemetry.drain())
         uses, self.gateway.key_uses = self.gateway.key_uses, {}
         samples, self.gateway.samples = self.gateway.samples, []
+        predictions, self.gateway.predictions = self.gateway.predictions, []
         pending, self._unflushed = self._unflushed, []
-        if not pending and not uses and not samples:
+        if not pending and not uses and not samples and not predictions:
             return True
         try:
-            await asyncio.to_thread(self._write, pending, uses, samples, self.clock.now())
+            await asyncio.to_thread(
+                self._write, pending, uses, samples, predictions, self.clock.now()
+            )
         except (StoreError, SQLAlchemyError) as exc:
             log.warning("telemetry flush failed, keeping %d rollups: %s", len(pending), exc)
             self._unflushed[:0] = pending
             self.gateway.samples[:0] = samples
+            self.gateway.requeue_predictions(predictions)
             for prefix, at in uses.items():
                 self.gateway.key_uses.setdefault(prefix, at)
             return False
@@ -187,13 +194,23 @@ class GatewayServer:
         rollups: list[Rollup],
         uses: dict[str, datetime],
         samples: list[dict[str, Any]],
+        predictions: list[dict[str, Any]],
         now: datetime,
     ) -> None:
         with self.store.begin() as conn:
             write_rollups(conn, rollups, now=now)
             write_samples(conn, samples)
+            write_predictions(conn, predictions)
             for prefix, at in uses.items():
                 touch_key(conn, prefix, now=at)
+
+    def write_feedback(self, records: Sequence[Feedback]) -> None:
+        """Store feedback now, in one transaction (the gateway's feedback writer; blocking)."""
+        try:
+            with self.store.begin() as conn:
+                write_feedback(conn, records)
+        except SQLAlchemyError as exc:
+            raise StoreError(f"feedback not stored: {exc}") from exc
 
 
 def build_server(settings: Settings, clock: Clock, **options: Any) -> GatewayServer:

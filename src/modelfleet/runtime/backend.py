@@ -43,6 +43,7 @@ class VersionSpec:
     features: Sequence[Feature]
     labels: Sequence[str] | None = None
     reference_data: str | None = None  # absolute path of the version's reference .npz
+    low_confidence: float = 0.5  # the model's: a prediction under it is kept for review
 
     @property
     def ref(self) -> VersionRef:

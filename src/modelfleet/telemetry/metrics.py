@@ -53,6 +53,12 @@ class GatewayMetrics:
             ["model", "version", "outcome"],
             registry=self.registry,
         )
+        self.predictions_dropped = Counter(
+            "modelfleet_predictions_dropped",
+            "Prediction-log rows not kept because the buffer between two flushes was full; "
+            "feedback on those requests cannot be scored.",
+            registry=self.registry,
+        )
 
     def exposition(self) -> bytes:
         """The Prometheus text format of every metric."""
