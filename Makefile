@@ -6,7 +6,7 @@ EXAMPLE := examples/retail-vision
 PG_READY = pg_isready -q -h 127.0.0.1 -p 5432
 REDIS_READY = redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1
 
-.PHONY: demo test lint setup services clean bench-gateway
+.PHONY: demo test lint setup services clean bench-gateway bench-drift
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -41,6 +41,11 @@ test: setup services lint
 # A benchmark, not a test: about 15 minutes; installs each compared server into .bench/.
 bench-gateway: setup
 	$(PY) benchmarks/gateway/run.py
+
+# A benchmark, not a test: drift statistics on 1,000,000 x 20 against Evidently, installed into
+# .bench/evidently on first use.
+bench-drift: setup
+	$(PY) benchmarks/drift.py
 
 clean:
 	rm -rf $(VENV) .modelfleet $(EXAMPLE)/artifacts
