@@ -25,6 +25,7 @@ from modelfleet.monitors.window import Window, labelled_rows, windows
 from modelfleet.registry import load_state
 from modelfleet.registry.events import Event, record_event
 from modelfleet.registry.resources import FleetState
+from modelfleet.registry.splits import read_splits
 from modelfleet.store import Store
 from modelfleet.store.tables import monitor_results
 from modelfleet.telemetry.writer import read_rollups
@@ -38,11 +39,13 @@ class MonitorController:
     def __init__(self, store: Store) -> None:
         self.store = store
         self._profiles: dict[tuple[str, str], Profile] = {}
+        self._unprofiled: set[tuple[str, str]] = set()  # tried and failed: said once, not per tick
 
     def tick(self, now: datetime) -> list[Event]:
         with self.store.begin() as conn:
             state = load_state(conn)
-        self._profile_served_versions(state, now)
+            candidates = {s.deployment: s.candidate for s in read_splits(conn).values()}
+        self._profile_served_versions(state, candidates, now)
         events: list[Event] = []
         for model, spec in _monitored_models(state).items():
             end = _floor(now, spec.every)
@@ -52,18 +55,23 @@ class MonitorController:
                 events += self._judge_model(conn, model, spec, end)
         return events
 
-    def _profile_served_versions(self, state: FleetState, now: datetime) -> None:
+    def _profile_served_versions(
+        self, state: FleetState, candidates: dict[str, str], now: datetime
+    ) -> None:
+        """Profile every version that serves or may soon: stable, declared, pinned, and the
+        candidate of a rollout in progress."""
         for reg in state.of_kind(Deployment):
             deployment = reg.resource
             assert isinstance(deployment, Deployment)
             versions = {
                 reg.serving_version,
                 deployment.spec.version,
+                candidates.get(deployment.name),
                 *deployment.spec.pins.values(),
             }
             for version in sorted(v for v in versions if v is not None):
                 key = (deployment.spec.model, version)
-                if key in self._profiles:
+                if key in self._profiles or key in self._unprofiled:
                     continue
                 with self.store.begin() as conn:
                     stored = read_profile(conn, *key)
@@ -75,6 +83,7 @@ class MonitorController:
                         stored = build_profile(spec)  # outside a transaction: it loads a model
                     except Exception as exc:  # a broken reference must not stop monitoring
                         log.warning("cannot profile %s/%s: %s", *key, exc)
+                        self._unprofiled.add(key)
                         continue
                     with self.store.begin() as conn:
                         write_profile(conn, stored, now=now)
