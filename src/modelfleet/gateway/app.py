@@ -35,7 +35,7 @@ from modelfleet.gateway.quotas import TIER_QUOTAS, Admission, Quota, QuotaStore
 from modelfleet.gateway.routing import Route, RouteTable
 from modelfleet.registry.keys import prefix_of_key
 from modelfleet.runtime import Backend, MicroBatcher, Outputs, VersionRef, VersionSpec
-from modelfleet.telemetry.edges import feature_columns, reference_edges
+from modelfleet.telemetry.edges import categorical_columns, feature_columns, reference_edges
 from modelfleet.telemetry.feedback import Feedback, check_label
 from modelfleet.telemetry.metrics import CONTENT_TYPE, GatewayMetrics
 from modelfleet.telemetry.rollup import RollupBuffer
@@ -308,6 +308,7 @@ class Gateway:
         confidences: Any = None
         classes: Any = None
         columns: dict[str, Any] | None = None
+        categories: dict[str, list[str]] | None = None
         admission: Admission | None = None
         try:
             others = self._in_flight - 1
@@ -343,6 +344,8 @@ class Gateway:
                 classes = outputs.predictions
             if self.telemetry is not None and ref in self._edges:
                 columns = feature_columns(request.inputs, spec.features)
+                if spec.categorical:
+                    categories = categorical_columns(request.inputs, spec.features)
             kept = self._sample(
                 tenant, spec, now, request.inputs, response, confidences, request_id
             )
@@ -367,7 +370,16 @@ class Gateway:
                 await self.quotas.release(tenant, admission.ticket)
             self._leave(ref)
             self._record(
-                tenant, ref, now, status, self.timer() - start, confidences, columns, rows, classes
+                tenant,
+                ref,
+                now,
+                status,
+                self.timer() - start,
+                confidences,
+                columns,
+                rows,
+                classes,
+                categories,
             )
 
     def _record(
@@ -381,6 +393,7 @@ class Gateway:
         columns: dict[str, Any] | None,
         rows: int,
         classes: Any = None,
+        categories: dict[str, list[str]] | None = None,
     ) -> None:
         """Count one inference request in /metrics and in this minute's rollup."""
         model, region = version.model, self.settings.region
@@ -404,6 +417,7 @@ class Gateway:
             columns,
             rows=rows,
             classes=classes,
+            categories=categories,
         )
 
     def _sample(

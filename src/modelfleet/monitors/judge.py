@@ -51,12 +51,13 @@ class Verdict:
 class ColumnDrift:
     name: str
     psi: float
-    ks: float
+    ks: float | None  # None for a categorical column: its values have no order
     js: float
     wasserstein: float | None
     thresholds: Mapping[str, float]
     drifted: bool
     warning: bool
+    chi_square_p: float | None = None  # categorical columns: the test beside the effect sizes
 
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "thresholds": dict(self.thresholds)}
@@ -117,6 +118,29 @@ def column_drift(
     )
 
 
+def categorical_drift(
+    name: str, reference: Mapping[str, int], current: Mapping[str, int], spec: DriftSpec
+) -> ColumnDrift:
+    """A string column's drift: PSI and JS on the frequencies of its values (those of both
+    sides), and a chi-square test reported beside them; values new to the reference count."""
+    values = sorted(set(reference) | set(current))
+    expected = [reference.get(v, 0) for v in values]
+    actual = [current.get(v, 0) for v in values]
+    measured = {"psi": psi(expected, actual), "js": js_distance(expected, actual)}
+    thresholds = {"psi": spec.psi_alert, "js": spec.js}
+    return ColumnDrift(
+        name,
+        measured["psi"],
+        None,
+        measured["js"],
+        None,
+        thresholds,
+        any(measured[s] >= thresholds[s] for s in measured),
+        measured["psi"] >= spec.psi_warning,
+        chi_square(expected, actual).p_value,
+    )
+
+
 def judge_drift(window: Window, profile: Profile, spec: DriftSpec) -> Verdict:
     columns: list[ColumnDrift] = []
     for name, column in profile.columns.items():
@@ -126,6 +150,10 @@ def judge_drift(window: Window, profile: Profile, spec: DriftSpec) -> Verdict:
         columns.append(
             column_drift(name, column.edges, column.counts, current.counts, column.learned, spec)
         )
+    for name, reference in profile.categories.items():
+        seen = window.categories.get(name)
+        if seen:
+            columns.append(categorical_drift(name, reference, seen, spec))
     columns.sort(key=lambda c: (c.drifted, c.psi), reverse=True)
     drifted = [c for c in columns if c.drifted]
     share = len(drifted) / len(columns) if columns else 0.0

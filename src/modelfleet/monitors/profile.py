@@ -24,7 +24,7 @@ from modelfleet.runtime import VersionSpec, load_model
 from modelfleet.stats import Histogram
 from modelfleet.stats.drift import learned_threshold
 from modelfleet.store.tables import profiles
-from modelfleet.telemetry.edges import range_edges, reference_columns
+from modelfleet.telemetry.edges import range_edges, reference_categories, reference_columns
 from modelfleet.telemetry.rollup import CONFIDENCE_EDGES
 
 LEARNED_STATISTICS = ("psi", "ks", "js")
@@ -76,6 +76,7 @@ class Profile:
     columns: Mapping[str, ColumnProfile]
     classes: Mapping[int, int] | None = None  # predicted class index -> reference rows
     confidence: tuple[int, ...] | None = None  # counts on the rollups' confidence edges
+    categories: Mapping[str, Mapping[str, int]] = field(default_factory=dict)  # string columns
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -87,6 +88,7 @@ class Profile:
             if self.classes is None
             else {str(k): v for k, v in self.classes.items()},
             "confidence": None if self.confidence is None else list(self.confidence),
+            "categories": {name: dict(values) for name, values in self.categories.items()},
         }
 
     @classmethod
@@ -100,6 +102,10 @@ class Profile:
             {name: ColumnProfile.from_dict(c) for name, c in data["columns"].items()},
             None if classes is None else {int(k): int(v) for k, v in classes.items()},
             None if confidence is None else tuple(int(c) for c in confidence),
+            {
+                str(name): {str(v): int(n) for v, n in values.items()}
+                for name, values in data.get("categories", {}).items()
+            },
         )
 
 
@@ -138,7 +144,8 @@ def build_profile(spec: VersionSpec) -> Profile:
         for name, values in columns.items()
         if np.isfinite(values).any()
     }
-    rows = len(next(iter(columns.values()))) if columns else 0
+    with np.load(spec.reference_data) as data:
+        rows = min((len(data[f.name]) for f in spec.features if f.name in data.files), default=0)
     classes: dict[int, int] | None = None
     confidence: tuple[int, ...] | None = None
     if spec.labels is not None and rows:
@@ -149,7 +156,7 @@ def build_profile(spec: VersionSpec) -> Profile:
         histogram = Histogram(CONFIDENCE_EDGES)
         for start in range(0, rows, _CHUNK_ROWS):
             chunk = {
-                f.name: batch[f.name][start : start + _CHUNK_ROWS].astype(f.dtype)
+                f.name: _typed(batch[f.name][start : start + _CHUNK_ROWS], f.dtype)
                 for f in spec.features
             }
             outputs = model.predict(chunk)
@@ -158,7 +165,13 @@ def build_profile(spec: VersionSpec) -> Profile:
                 histogram.add_many(outputs.confidences)
         classes = {i: int(n) for i, n in enumerate(counts.tolist()) if n}
         confidence = histogram.counts if histogram.total else None
-    return Profile(spec.model, spec.version, rows, profiled, classes, confidence)
+    categories = reference_categories(spec.reference_data, spec.features)
+    return Profile(spec.model, spec.version, rows, profiled, classes, confidence, categories)
+
+
+def _typed(values: npt.NDArray[Any], dtype: str) -> npt.NDArray[Any]:
+    """Reference values in the feature's declared dtype; strings stay as they were saved."""
+    return values if dtype == "string" else values.astype(dtype)
 
 
 def write_profile(conn: Connection, profile: Profile, *, now: datetime) -> None:

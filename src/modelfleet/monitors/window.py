@@ -29,6 +29,7 @@ class Window:
     status: dict[str, int] = field(default_factory=lambda: dict.fromkeys(STATUS_CLASSES, 0))
     features: dict[str, Histogram] = field(default_factory=dict)
     classes: dict[int, int] = field(default_factory=dict)
+    categories: dict[str, dict[str, int]] = field(default_factory=dict)
     confidence: Histogram = field(default_factory=lambda: Histogram(CONFIDENCE_EDGES))
 
     @property
@@ -48,6 +49,10 @@ class Window:
             # else: the version's edges changed mid-window; the older minutes are left out
         for index, count in rollup.classes.items():
             self.classes[index] = self.classes.get(index, 0) + count
+        for name, values in rollup.categories.items():
+            tally = self.categories.setdefault(name, {})
+            for value, count in values.items():
+                tally[value] = tally.get(value, 0) + count
         self.confidence.merge(rollup.confidence)
 
 

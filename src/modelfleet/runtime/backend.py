@@ -49,6 +49,11 @@ class VersionSpec:
     def ref(self) -> VersionRef:
         return VersionRef(self.model, self.version)
 
+    @property
+    def categorical(self) -> bool:
+        """Whether any input is a string (categorical) feature."""
+        return any(f.dtype == "string" for f in self.features)
+
 
 @dataclass(frozen=True)
 class Health:

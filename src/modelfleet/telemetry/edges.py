@@ -82,3 +82,40 @@ def reference_edges(
         for name, values in reference_columns(path, features).items()
         if np.isfinite(values).any()
     }
+
+
+def categorical_columns(
+    batch: Mapping[str, npt.NDArray[np.generic]], features: Sequence[Feature]
+) -> dict[str, list[str]]:
+    """One value per row for every element of the string (categorical) features, named as
+    `column_names` names numeric ones."""
+    columns: dict[str, list[str]] = {}
+    for f in features:
+        if f.dtype != "string" or f.name not in batch:
+            continue
+        rows = np.asarray(batch[f.name], dtype=object).reshape(len(batch[f.name]), -1)
+        names = [f.name] if not f.shape else [f"{f.name}[{i}]" for i in range(rows.shape[1])]
+        for i, name in enumerate(names):
+            columns[name] = [_text(v) for v in rows[:, i].tolist()]
+    return columns
+
+
+def reference_categories(
+    path: str | Path, features: Sequence[Feature]
+) -> dict[str, dict[str, int]]:
+    """Each string column's values and how often the reference shows them."""
+    if not any(f.dtype == "string" for f in features):
+        return {}
+    with np.load(path, allow_pickle=False) as data:
+        batch = {f.name: np.asarray(data[f.name]) for f in features if f.name in data.files}
+    out: dict[str, dict[str, int]] = {}
+    for name, values in categorical_columns(batch, features).items():
+        counts: dict[str, int] = {}
+        for value in values:
+            counts[value] = counts.get(value, 0) + 1
+        out[name] = counts
+    return out
+
+
+def _text(value: object) -> str:
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)

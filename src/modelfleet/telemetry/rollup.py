@@ -37,6 +37,10 @@ import numpy.typing as npt
 from modelfleet.stats import Histogram, LatencySketch
 
 STATUS_CLASSES = ("2xx", "4xx", "5xx", "rejected")
+# Distinct values counted per categorical column and rollup; later ones count as OTHER, so a
+# column of ids cannot blow a rollup up. Merging stays exact: it adds counts.
+MAX_CATEGORIES = 100
+OTHER = "__other__"
 DEFAULT_THRESHOLDS_S = (0.1, 0.25, 0.5, 1.0)
 CONFIDENCE_EDGES = tuple(i / 10 for i in range(11))  # i / 10 is the double nearest to 0.i
 
@@ -90,6 +94,7 @@ class Rollup:
 
     __slots__ = (
         "agreed",
+        "categories",
         "classes",
         "compared",
         "confidence",
@@ -120,6 +125,7 @@ class Rollup:
         self.compared = 0
         self.agreed = 0
         self.classes: dict[int, int] = {}  # predicted class index -> rows (classifiers)
+        self.categories: dict[str, dict[str, int]] = {}  # string column -> value -> rows
 
     @property
     def requests(self) -> int:
@@ -135,9 +141,10 @@ class Rollup:
         *,
         rows: int = 1,
         classes: Values | None = None,
+        categories: Mapping[str, Sequence[str]] | None = None,
     ) -> None:
         """Count one served request of `rows` rows: one confidence, one predicted class (for a
-        classifier) and one value per feature per row.
+        classifier) and one value per feature (numeric or categorical) per row.
 
         Features without reference edges are not tracked. A request refused here (bad status,
         latency or lengths) raises ValueError and changes nothing.
@@ -151,8 +158,8 @@ class Rollup:
             raise ValueError(f"expected {rows} confidences, one per row, got {len(confidences)}")
         if classes is not None and len(classes) != rows:
             raise ValueError(f"expected {rows} predicted classes, one per row, got {len(classes)}")
-        if features is not None:
-            for name, values in features.items():
+        for given in (features, categories):
+            for name, values in (given or {}).items():
                 if len(values) != rows:
                     raise ValueError(f"expected {rows} values of {name!r}, got {len(values)}")
         self.latency.add(latency_s)  # refuses a negative or non-finite latency before any count
@@ -170,6 +177,13 @@ class Rollup:
             tally = self.classes
             for index in np.asarray(classes).tolist():
                 tally[index] = tally.get(index, 0) + 1
+        if categories is not None:
+            for name, values in categories.items():
+                seen = self.categories.setdefault(name, {})
+                for value in values:
+                    if value not in seen and len(seen) >= MAX_CATEGORIES:
+                        value = OTHER
+                    seen[value] = seen.get(value, 0) + 1
         if features is not None:
             for name, histogram in self.features.items():
                 column = features.get(name)
@@ -212,6 +226,10 @@ class Rollup:
         self.agreed += other.agreed
         for index, count in other.classes.items():
             self.classes[index] = self.classes.get(index, 0) + count
+        for name, values in other.categories.items():
+            into = self.categories.setdefault(name, {})
+            for value, count in values.items():
+                into[value] = into.get(value, 0) + count
 
     def copy(self) -> Rollup:
         """An independent rollup with the same counts."""
@@ -242,6 +260,7 @@ class Rollup:
             "compared": self.compared,
             "agreed": self.agreed,
             "classes": {str(i): self.classes[i] for i in sorted(self.classes)},
+            "categories": {n: dict(sorted(v.items())) for n, v in sorted(self.categories.items())},
         }
 
     @classmethod
@@ -268,9 +287,14 @@ class Rollup:
             confidence = Histogram.from_dict(data["confidence"])
             compared, agreed = data.get("compared", 0), data.get("agreed", 0)
             classes = {int(i): n for i, n in data.get("classes", {}).items()}
+            categories = {
+                str(name): {str(v): n for v, n in values.items()}
+                for name, values in data.get("categories", {}).items()
+            }
         except (KeyError, TypeError, AttributeError) as exc:
             raise ValueError(f"not a rollup: {exc}") from exc
         counts = [rows, *status.values(), *under, compared, agreed, *classes.values()]
+        counts += [n for values in categories.values() for n in values.values()]
         if set(status) != set(STATUS_CLASSES) or len(under) != len(rollup.thresholds):
             raise ValueError("not a rollup: status classes or threshold counts do not match")
         if not all(isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in counts):
@@ -285,6 +309,7 @@ class Rollup:
             raise ValueError("not a rollup: more rows agreed than were compared")
         rollup.compared, rollup.agreed = compared, agreed
         rollup.classes = classes
+        rollup.categories = categories
         return rollup
 
     def __eq__(self, other: object) -> bool:
@@ -302,6 +327,7 @@ class Rollup:
             and self.compared == other.compared
             and self.agreed == other.agreed
             and self.classes == other.classes
+            and self.categories == other.categories
         )
 
     def __repr__(self) -> str:
@@ -349,12 +375,21 @@ class RollupBuffer:
         *,
         rows: int = 1,
         classes: Values | None = None,
+        categories: Mapping[str, Sequence[str]] | None = None,
     ) -> None:
         """Count a request served at `now` in its minute's rollup (see `Rollup.record`)."""
         with self._lock:
             slot = (tenant, model, version, region, self._minute(now), False)
             rollup = self._rollups.get(slot) or self._new(slot)
-            rollup.record(status, latency_s, confidences, features, rows=rows, classes=classes)
+            rollup.record(
+                status,
+                latency_s,
+                confidences,
+                features,
+                rows=rows,
+                classes=classes,
+                categories=categories,
+            )
             self._rollups[slot] = rollup  # only once recorded: a refused request leaves no trace
 
     def record_shadow(
