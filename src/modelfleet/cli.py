@@ -360,7 +360,7 @@ def up(
     if loop is not None:
         loop.start()
     try:
-        serve(host, port, workers)
+        serve(host, port, workers, app="modelfleet.web.app:create_app")
     finally:
         if loop is not None:
             loop.stop()

@@ -276,21 +276,24 @@ class ServingThread:
         self.thread.join(timeout)
 
 
-def serve(host: str, port: int, workers: int, log_level: str = "info") -> None:
+APP = "modelfleet.gateway.server:create_app"
+
+
+def serve(host: str, port: int, workers: int, log_level: str = "info", *, app: str = APP) -> None:
     """Run the gateway until SIGTERM or SIGINT; returns once it has shut down cleanly.
 
     Raises ListenError when the address cannot be listened on or a worker cannot start.
     """
     _check_address(host, port)
     if workers == 1:
-        _run_worker(host, port, log_level)
+        _run_worker(host, port, log_level, app)
         return
-    _supervise(host, port, workers, log_level)
+    _supervise(host, port, workers, log_level, app)
 
 
-def _uvicorn_config(log_level: str) -> uvicorn.Config:
+def _uvicorn_config(log_level: str, app: str = APP) -> uvicorn.Config:
     return uvicorn.Config(
-        "modelfleet.gateway.server:create_app",
+        app,
         factory=True,
         lifespan="on",
         log_level=log_level,
@@ -318,7 +321,7 @@ def _check_address(host: str, port: int) -> None:
         raise ListenError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from exc
 
 
-def _run_worker(host: str, port: int, log_level: str) -> None:
+def _run_worker(host: str, port: int, log_level: str, app: str = APP) -> None:
     """One gateway process on its own SO_REUSEPORT socket."""
     # uvicorn re-raises the signal that stopped it once it has shut down; with these no-op
     # handlers in place that ends nothing, so a clean shutdown exits 0 as scripts expect.
@@ -326,13 +329,13 @@ def _run_worker(host: str, port: int, log_level: str) -> None:
         signal.signal(stop, lambda signum, frame: None)
     sock = _listening_socket(host, port)
     sock.listen(2048)
-    server = uvicorn.Server(_uvicorn_config(log_level))
+    server = uvicorn.Server(_uvicorn_config(log_level, app))
     server.run(sockets=[sock])
     if not server.started:
         sys.exit(1)
 
 
-def _supervise(host: str, port: int, workers: int, log_level: str) -> None:
+def _supervise(host: str, port: int, workers: int, log_level: str, app: str = APP) -> None:
     """Worker processes that each listen on the port with SO_REUSEPORT.
 
     uvicorn's own workers share one socket, and a burst of new connections (a load balancer's
@@ -344,7 +347,9 @@ def _supervise(host: str, port: int, workers: int, log_level: str) -> None:
     stopping = threading.Event()
 
     def start() -> multiprocessing.process.BaseProcess:
-        process = context.Process(target=_run_worker, args=(host, port, log_level), daemon=False)
+        process = context.Process(
+            target=_run_worker, args=(host, port, log_level, app), daemon=False
+        )
         process.start()
         return process
 

@@ -1,0 +1,146 @@
+"""The review queue over HTTP, for each tenant's own people: list, next, label.
+
+A tenant's API key scopes every call: the tenant comes from the key, never from the request,
+and another tenant's item answers 404 exactly as a missing one does, so ids reveal nothing.
+Labels are stored (as feedback, counting in accuracy) before the response says so. This is not
+the inference hot path: each call reads the store.
+
+    GET  /v1/review/items?model=M&status=open|labelled|all&limit=N
+    GET  /v1/review/next?model=M                  (204 when the queue is empty)
+    POST /v1/review/items/{id}/label  {"label": "apple"}
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+from urllib.parse import parse_qs
+
+import orjson
+
+from modelfleet.clock import Clock
+from modelfleet.errors import InvalidInput
+from modelfleet.registry.keys import verify_key
+from modelfleet.review import label_item, list_items, next_item
+from modelfleet.review.queue import STATUSES, get_item
+from modelfleet.store import Store
+
+Scope = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
+Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
+
+PREFIX = "/v1/review"
+JSON = [(b"content-type", b"application/json")]
+MAX_BODY = 64 * 1024
+
+
+class _Refused(Exception):
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class ReviewAPI:
+    def __init__(self, store: Store, clock: Clock) -> None:
+        self.store = store
+        self.clock = clock
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return
+        try:
+            status, body = await self._dispatch(scope, receive)
+        except _Refused as exc:
+            status, body = exc.status, {"error": str(exc)}
+        except InvalidInput as exc:
+            status, body = 400, {"error": str(exc)}
+        headers = list(JSON)
+        if status == 401:
+            headers.append((b"www-authenticate", b"Bearer"))
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        payload = b"" if status == 204 else orjson.dumps(body)
+        await send({"type": "http.response.body", "body": payload})
+
+    async def _dispatch(self, scope: Scope, receive: Receive) -> tuple[int, Any]:
+        method, parts = scope["method"], scope["path"][len(PREFIX) :].strip("/").split("/")
+        query = {k: v[-1] for k, v in parse_qs(scope.get("query_string", b"").decode()).items()}
+        tenant = await asyncio.to_thread(self._tenant, scope)
+        if parts == ["items"] and method == "GET":
+            status = query.get("status", "open")
+            if status not in STATUSES:
+                raise InvalidInput(f"unknown status {status!r}; use {', '.join(STATUSES)}")
+            limit = _limit(query.get("limit", "100"))
+            items = await asyncio.to_thread(self._list, tenant, query.get("model"), status, limit)
+            return 200, {"items": items}
+        if parts == ["next"] and method == "GET":
+            item = await asyncio.to_thread(self._next, tenant, query.get("model"))
+            return (204, None) if item is None else (200, item)
+        if len(parts) == 3 and parts[0] == "items" and parts[2] == "label" and method == "POST":
+            if not parts[1].isdigit():
+                raise _Refused(404, f"no review item {parts[1]!r}")
+            label = _label(await _body(receive))
+            return 200, await asyncio.to_thread(self._label, tenant, int(parts[1]), label)
+        raise _Refused(404, f"no such review endpoint: {method} {scope['path']}")
+
+    def _tenant(self, scope: Scope) -> str:
+        header = next((v for k, v in scope["headers"] if k == b"authorization"), None)
+        if header is None or not header.startswith(b"Bearer "):
+            raise _Refused(401, "missing API key: send 'Authorization: Bearer <key>'")
+        with self.store.begin() as conn:
+            key = verify_key(conn, header[7:].strip().decode("latin-1"))
+        if key is None:
+            raise _Refused(401, "unknown or revoked API key")
+        return key.tenant
+
+    def _list(self, tenant: str, model: str | None, status: Any, limit: int) -> list[Any]:
+        with self.store.begin() as conn:
+            found = list_items(conn, tenant=tenant, model=model, status=status, limit=limit)
+        return [item.to_dict() for item in found]
+
+    def _next(self, tenant: str, model: str | None) -> Any:
+        with self.store.begin() as conn:
+            item = next_item(conn, tenant=tenant, model=model)
+        return None if item is None else item.to_dict()
+
+    def _label(self, tenant: str, item_id: int, label: str) -> Any:
+        with self.store.begin() as conn:
+            try:
+                get_item(conn, item_id, tenant=tenant)
+            except InvalidInput as exc:
+                raise _Refused(404, str(exc)) from exc
+            item = label_item(
+                conn, item_id, label, actor=f"tenant:{tenant}", now=self.clock.now(), tenant=tenant
+            )
+        return item.to_dict()
+
+
+def _limit(text: str) -> int:
+    if not text.isdigit() or not 1 <= int(text) <= 1000:
+        raise InvalidInput(f"limit must be a whole number from 1 to 1000, got {text!r}")
+    return int(text)
+
+
+async def _body(receive: Receive) -> bytes:
+    chunks, size = [], 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise _Refused(400, "client disconnected before sending the whole body")
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > MAX_BODY:
+            raise _Refused(413, f"request body larger than {MAX_BODY} bytes")
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            return b"".join(chunks)
+
+
+def _label(body: bytes) -> str:
+    try:
+        data = orjson.loads(body) if body else None
+    except orjson.JSONDecodeError as exc:
+        raise InvalidInput(f"malformed JSON: {exc}") from exc
+    if not isinstance(data, dict) or set(data) != {"label"} or not isinstance(data["label"], str):
+        raise InvalidInput('send a JSON object {"label": "<one of the model\'s labels>"}')
+    return data["label"]
