@@ -13,10 +13,10 @@ import numpy as np
 from hypothesis import given
 from hypothesis import strategies as st
 
-from modelfleet.gateway.routing import BUCKETS, bucket
+from modelfleet.gateway.routing import BUCKETS, Route, bucket
 from modelfleet.registry.splits import TrafficSplit, read_splits, serving_version, write_split
 from modelfleet.rollouts import start_rollout
-from modelfleet.runtime import VersionRef
+from modelfleet.runtime import VersionRef, VersionSpec
 from modelfleet.sim.rollout import with_blank_frames
 from modelfleet.telemetry.writer import read_rollups
 from tests.rollouts.conftest import DEPLOYMENT, MODEL, Fleet
@@ -262,8 +262,19 @@ def test_a_growing_canary_only_ever_moves_requests_to_the_candidate(
     b = bucket(seed, value)
     assert 0 <= b < BUCKETS
     assert b == bucket(seed, value)  # sticky: the same value, the same bucket
-    if b < low * (BUCKETS // 100):
-        assert b < high * (BUCKETS // 100)
+    # Through the route itself: a request on the candidate's side stays there as it grows.
+    stable, candidate = _spec("v1"), _spec("v2")
+    route = Route("acme", "enterprise", "d", stable, canary=candidate, seed=seed)
+    at_low = replace(route, canary_percent=low).assign(value)
+    at_high = replace(route, canary_percent=high).assign(value)
+    if at_low is candidate:
+        assert at_high is candidate
+    assert replace(route, canary_percent=0.0).assign(value) is stable
+    assert replace(route, canary_percent=100.0).assign(value) is candidate
+
+
+def _spec(version: str) -> VersionSpec:
+    return VersionSpec(MODEL, version, "sklearn", "/nowhere", "0" * 64, ())
 
 
 def test_a_pinned_tenant_keeps_its_own_version_through_a_rollout(fleet: Fleet) -> None:

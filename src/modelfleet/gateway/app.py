@@ -324,8 +324,8 @@ class Gateway:
                     admission.retry_after,
                 )
             header_id = protocol.request_id_header(_header(scope, b"x-request-id"))
-            body = await _read_body(scope, receive, self.settings.max_body_bytes)
-            payload = _parse_json(body)
+            body = await read_body(scope, receive, self.settings.max_body_bytes)
+            payload = parse_json(body)
             parse = protocol.parse_v1 if v1 else protocol.parse_v2
             request = parse(payload, spec.features)
             # The body's id (Open Inference Protocol) wins over the header's.
@@ -505,8 +505,8 @@ class Gateway:
         """Store a tenant's true labels for a request it sent; answer only once they are stored.
         The tenant is the key's, never the body's: feedback cannot reach another tenant."""
         tenant, prefix = self._authenticate(scope)
-        body = await _read_body(scope, receive, self.settings.max_body_bytes)
-        request = protocol.parse_feedback(_parse_json(body))
+        body = await read_body(scope, receive, self.settings.max_body_bytes)
+        request = protocol.parse_feedback(parse_json(body))
         route = self._route(tenant, request.model)
         for _, label in request.labels:
             check_label(request.model, label, route.version.labels)
@@ -637,7 +637,8 @@ def _header(scope: Scope, name: bytes) -> bytes | None:
     return None
 
 
-async def _read_body(scope: Scope, receive: Receive, limit: int) -> bytes:
+async def read_body(scope: Scope, receive: Receive, limit: int) -> bytes:
+    """The request's whole body; HTTPError 413 past `limit` bytes, 400 if the client left."""
     declared = _header(scope, b"content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise HTTPError(413, f"request body larger than {limit} bytes")
@@ -656,7 +657,8 @@ async def _read_body(scope: Scope, receive: Receive, limit: int) -> bytes:
             return b"".join(chunks)
 
 
-def _parse_json(body: bytes) -> Any:
+def parse_json(body: bytes) -> Any:
+    """The body as JSON; HTTPError 400 saying what is wrong with it."""
     if not body:
         raise HTTPError(400, "the request body is empty; send a JSON object")
     try:

@@ -13,7 +13,6 @@ the inference hot path: each call reads the store.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -21,24 +20,16 @@ import orjson
 
 from modelfleet.clock import Clock
 from modelfleet.errors import InvalidInput
+from modelfleet.gateway.app import Receive, Scope, Send, parse_json, read_body
+from modelfleet.gateway.errors import HTTPError, not_found, unauthorized
 from modelfleet.registry.keys import verify_key
 from modelfleet.review import label_item, list_items, next_item
 from modelfleet.review.queue import STATUSES, get_item
 from modelfleet.store import Store
 
-Scope = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
-Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
-
 PREFIX = "/v1/review"
 JSON = [(b"content-type", b"application/json")]
 MAX_BODY = 64 * 1024
-
-
-class _Refused(Exception):
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
 
 
 class ReviewAPI:
@@ -49,15 +40,14 @@ class ReviewAPI:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             return
+        headers = list(JSON)
         try:
             status, body = await self._dispatch(scope, receive)
-        except _Refused as exc:
-            status, body = exc.status, {"error": str(exc)}
+        except HTTPError as exc:
+            status, body = exc.status, {"error": exc.message}
+            headers += exc.headers
         except InvalidInput as exc:
             status, body = 400, {"error": str(exc)}
-        headers = list(JSON)
-        if status == 401:
-            headers.append((b"www-authenticate", b"Bearer"))
         await send({"type": "http.response.start", "status": status, "headers": headers})
         payload = b"" if status == 204 else orjson.dumps(body)
         await send({"type": "http.response.body", "body": payload})
@@ -78,19 +68,19 @@ class ReviewAPI:
             return (204, None) if item is None else (200, item)
         if len(parts) == 3 and parts[0] == "items" and parts[2] == "label" and method == "POST":
             if not parts[1].isdigit():
-                raise _Refused(404, f"no review item {parts[1]!r}")
-            label = _label(await _body(receive))
+                raise HTTPError(404, f"no review item {parts[1]!r}")
+            label = _label(parse_json(await read_body(scope, receive, MAX_BODY)))
             return 200, await asyncio.to_thread(self._label, tenant, int(parts[1]), label)
-        raise _Refused(404, f"no such review endpoint: {method} {scope['path']}")
+        raise not_found(f"review endpoint {method} {scope['path']}")
 
     def _tenant(self, scope: Scope) -> str:
         header = next((v for k, v in scope["headers"] if k == b"authorization"), None)
         if header is None or not header.startswith(b"Bearer "):
-            raise _Refused(401, "missing API key: send 'Authorization: Bearer <key>'")
+            raise unauthorized("missing API key: send 'Authorization: Bearer <key>'")
         with self.store.begin() as conn:
             key = verify_key(conn, header[7:].strip().decode("latin-1"))
         if key is None:
-            raise _Refused(401, "unknown or revoked API key")
+            raise unauthorized("unknown or revoked API key")
         return key.tenant
 
     def _list(self, tenant: str, model: str | None, status: Any, limit: int) -> list[Any]:
@@ -108,7 +98,7 @@ class ReviewAPI:
             try:
                 get_item(conn, item_id, tenant=tenant)
             except InvalidInput as exc:
-                raise _Refused(404, str(exc)) from exc
+                raise HTTPError(404, str(exc)) from exc
             item = label_item(
                 conn, item_id, label, actor=f"tenant:{tenant}", now=self.clock.now(), tenant=tenant
             )
@@ -121,26 +111,7 @@ def _limit(text: str) -> int:
     return int(text)
 
 
-async def _body(receive: Receive) -> bytes:
-    chunks, size = [], 0
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            raise _Refused(400, "client disconnected before sending the whole body")
-        chunk = message.get("body", b"")
-        size += len(chunk)
-        if size > MAX_BODY:
-            raise _Refused(413, f"request body larger than {MAX_BODY} bytes")
-        chunks.append(chunk)
-        if not message.get("more_body", False):
-            return b"".join(chunks)
-
-
-def _label(body: bytes) -> str:
-    try:
-        data = orjson.loads(body) if body else None
-    except orjson.JSONDecodeError as exc:
-        raise InvalidInput(f"malformed JSON: {exc}") from exc
+def _label(data: Any) -> str:
     if not isinstance(data, dict) or set(data) != {"label"} or not isinstance(data["label"], str):
         raise InvalidInput('send a JSON object {"label": "<one of the model\'s labels>"}')
     return data["label"]
