@@ -20,13 +20,29 @@ from rich.live import Live
 from rich.markup import escape
 from rich.table import Table
 
-from modelfleet import __version__, monitors, review, rollouts
+from modelfleet import __version__, incidents, monitors, review, rollouts
+from modelfleet.alerts import commands as alert_commands
+from modelfleet.alerts.alert import Alert
+from modelfleet.alerts.groups import list_groups
+from modelfleet.alerts.oncall import on_call, people_at, shifts
+from modelfleet.alerts.records import list_alerts
+from modelfleet.alerts.silences import Silence, create_silence, expire_silence, list_silences
 from modelfleet.clock import SystemClock
 from modelfleet.config import load_fleet
-from modelfleet.config.schema import Deployment, Model, ModelVersion, Tenant, parse_duration
+from modelfleet.config.base import format_duration, parse_duration
+from modelfleet.config.schema import (
+    Deployment,
+    EscalationPolicy,
+    Model,
+    ModelVersion,
+    OnCallSchedule,
+    Runbook,
+    Tenant,
+)
 from modelfleet.control import ControlLoop, controllers
-from modelfleet.errors import FleetConfigError, InvalidInput, ModelfleetError
+from modelfleet.errors import FleetConfigError, InvalidInput, ModelfleetError, NotFound
 from modelfleet.gateway.server import serve
+from modelfleet.monitors import anomaly
 from modelfleet.monitors.report import build_sections, render_report, summary_line
 from modelfleet.registry import (
     Action,
@@ -39,8 +55,10 @@ from modelfleet.registry import (
     load_state,
     revoke_key,
 )
+from modelfleet.registry.declarations import declared
 from modelfleet.registry.events import recent_events
 from modelfleet.registry.keys import KeyRecord
+from modelfleet.remediation.controller import approve, list_runs
 from modelfleet.settings import Settings
 from modelfleet.sim.demo import (
     DEMO_ROLLOUTS,
@@ -1080,6 +1098,588 @@ def accuracy_command(
     out.print(table)
     if not found:
         out.print("no labels on logged predictions yet")
+
+
+# -- anomaly detection, alerts, on-call, incidents, runbooks --------------------------------
+
+anomaly_app = typer.Typer(
+    help="Score a metric's time series for anomalies, offline.", no_args_is_help=True
+)
+app.add_typer(anomaly_app, name="anomaly")
+alerts_app = typer.Typer(
+    help="Alerts and their groups: list, acknowledge, resolve, silence.", no_args_is_help=True
+)
+app.add_typer(alerts_app, name="alerts")
+oncall_app = typer.Typer(help="Who carries the pager, and who is paged next.", no_args_is_help=True)
+app.add_typer(oncall_app, name="oncall")
+incidents_app = typer.Typer(
+    help="Incidents: what people responded to, MTTD/MTTR, postmortems.", no_args_is_help=True
+)
+app.add_typer(incidents_app, name="incidents")
+runbooks_app = typer.Typer(
+    help="Runbooks that fix alerts by themselves, and their runs.", no_args_is_help=True
+)
+app.add_typer(runbooks_app, name="runbooks")
+
+
+class AnomalyDirection(StrEnum):
+    up = "up"
+    down = "down"
+    both = "both"
+
+
+class AlertState(StrEnum):
+    firing = "firing"
+    resolved = "resolved"
+
+
+class IncidentStatus(StrEnum):
+    open = "open"
+    acknowledged = "acknowledged"
+    resolved = "resolved"
+
+
+LABEL_COLUMNS = ("tenant", "model", "version", "region")
+
+
+@anomaly_app.command("detect")
+def anomaly_detect(
+    source: Annotated[
+        Path, typer.Argument(help="a CSV of timestamp,value rows (a header is optional)")
+    ],
+    to: Annotated[
+        Path | None,
+        typer.Option("--out", help="write the scored CSV here; default: stdout", dir_okay=False),
+    ] = None,
+    direction: Annotated[
+        AnomalyDirection, typer.Option("--direction", help="which way is anomalous")
+    ] = AnomalyDirection.both,
+    alpha: Annotated[
+        float, typer.Option("--alpha", min=0, max=1, help="false-alarm rate per point")
+    ] = 1e-5,
+) -> None:
+    """Score each row of FILE.csv; writes timestamp,value,score,alarm and a summary to stderr."""
+    try:
+        if to is None:
+            found = anomaly.detect_csv(source, sys.stdout, direction=direction.value, alpha=alpha)
+        else:
+            with to.open("w", newline="", encoding="utf-8") as stream:
+                found = anomaly.detect_csv(source, stream, direction=direction.value, alpha=alpha)
+    except anomaly.CsvRowError as exc:
+        raise InvalidInput(f"{source}: {exc}") from exc
+    except OSError as exc:
+        raise InvalidInput(f"{exc.filename or source}: {exc.strerror or exc}") from exc
+    err.print(
+        f"{source}: {found.rows} rows, {found.alarms} alarms, {found.missing} missing"
+        + (f"; written to {to}" if to is not None else ""),
+        markup=False,
+        highlight=False,
+    )
+
+
+def _alert_json(a: Alert) -> dict[str, Any]:
+    return {
+        "fingerprint": a.fingerprint,
+        "alertname": a.name,
+        "severity": a.severity,
+        "state": a.state,
+        "labels": a.labels,
+        "annotations": a.annotations,
+        "starts_at": a.starts_at.isoformat(),
+        "ends_at": a.ends_at.isoformat() if a.ends_at else None,
+        "source": a.source,
+        "flaps": a.flaps,
+        "suppressed_by": a.suppressed_by,
+    }
+
+
+_SEVERITY_COLOURS = {"info": "green", "warning": "yellow", "critical": "red"}
+
+
+@alerts_app.command("list")
+def alerts_list(
+    state: Annotated[
+        AlertState | None, typer.Option("--state", help="only firing or resolved alerts")
+    ] = None,
+    output: OutputOption = Output.table,
+) -> None:
+    """Alerts, the most recently changed first."""
+    with _store().begin() as conn:
+        found = list_alerts(conn, state=state.value if state is not None else None)
+    if output is Output.json:
+        _print_json([_alert_json(a) for a in found])
+        return
+    table = Table(
+        "FINGERPRINT",
+        "ALERTNAME",
+        "SEVERITY",
+        "STATE",
+        "LABELS",
+        "SINCE",
+        "SUPPRESSED BY",
+        box=None,
+    )
+    for a in found:
+        labels = " ".join(f"{k}={a.labels[k]}" for k in LABEL_COLUMNS if k in a.labels)
+        colour = "red" if a.firing else "green"
+        table.add_row(
+            a.fingerprint,
+            escape(a.name),
+            f"[{_SEVERITY_COLOURS.get(a.severity, 'yellow')}]{escape(a.severity)}[/]",
+            f"[{colour}]{a.state}[/]",
+            escape(labels),
+            _when(a.starts_at),
+            escape(", ".join(a.suppressed_by)),
+        )
+    out.print(table)
+
+
+@alerts_app.command("groups")
+def alerts_groups(output: OutputOption = Output.table) -> None:
+    """Alert groups, the newest first: receiver, grouped labels, acknowledgement, escalation."""
+    with _store().begin() as conn:
+        found = list_groups(conn)
+    if output is Output.json:
+        _print_json(
+            [
+                {
+                    "id": g.id,
+                    "receiver": g.receiver,
+                    "labels": g.labels,
+                    "state": g.state,
+                    "opened_at": g.opened_at.isoformat(),
+                    "closed_at": g.closed_at.isoformat() if g.closed_at else None,
+                    "acknowledged_by": g.acknowledged_by,
+                    "escalation_level": g.escalation_level,
+                    "firing": g.notified_firing,
+                }
+                for g in found
+            ]
+        )
+        return
+    table = Table(
+        "ID", "RECEIVER", "LABELS", "STATE", "OPENED", "ACKNOWLEDGED BY", "LEVEL", box=None
+    )
+    for g in found:
+        table.add_row(
+            str(g.id),
+            g.receiver,
+            escape(" ".join(f"{k}={v}" for k, v in g.labels.items())),
+            g.state,
+            _when(g.opened_at),
+            escape(g.acknowledged_by or ""),
+            str(g.escalation_level),
+        )
+    out.print(table)
+
+
+AlertTarget = Annotated[str, typer.Argument(help="a group id (12 or g12) or an alert fingerprint")]
+
+
+@alerts_app.command("ack")
+def alerts_ack(target: AlertTarget) -> None:
+    """Acknowledge the groups TARGET names: their escalation stops."""
+    groups = _operate(alert_commands.acknowledge, target)
+    ids = ", ".join(str(g.id) for g in groups)
+    out.print(f"acknowledged group(s) {ids}", markup=False, highlight=False)
+
+
+@alerts_app.command("resolve")
+def alerts_resolve(target: AlertTarget) -> None:
+    """Resolve by hand the firing alerts TARGET names."""
+    done = _operate(alert_commands.resolve, target)
+    out.print(f"resolved {len(done)} alert(s)", markup=False, highlight=False)
+
+
+def _silence_json(s: Silence, now: datetime) -> dict[str, Any]:
+    return {
+        "id": s.id,
+        "matchers": [str(m) for m in s.matchers],
+        "starts_at": s.starts_at.isoformat(),
+        "ends_at": s.ends_at.isoformat(),
+        "created_by": s.created_by,
+        "comment": s.comment,
+        "active": s.active(now),
+    }
+
+
+@alerts_app.command("silence")
+def alerts_silence(
+    matchers: Annotated[
+        list[str], typer.Argument(help='matchers, like alertname="RegionDown" region=~"eu-.+"')
+    ],
+    duration: Annotated[
+        timedelta,
+        typer.Option(
+            "--duration", parser=parse_duration, metavar="DURATION", help="how long, like 2h"
+        ),
+    ] = timedelta(hours=2),
+    comment: Annotated[str, typer.Option("--comment", help="why: shown with the silence")] = "",
+) -> None:
+    """Mute the alerts every MATCHER matches, from now for DURATION."""
+    settings = _settings()
+    now = clock.now()
+    with open_store(settings.database_url).begin() as conn:
+        made = create_silence(
+            conn,
+            matchers=matchers,
+            starts_at=now,
+            ends_at=now + duration,
+            created_by=settings.actor,
+            comment=comment,
+            now=now,
+        )
+    out.print(
+        f"silence {made.id} until {_when(made.ends_at)}: {', '.join(str(m) for m in made.matchers)}",
+        markup=False,
+        highlight=False,
+    )
+
+
+@alerts_app.command("silences")
+def alerts_silences(
+    expired: Annotated[bool, typer.Option("--expired", help="list expired ones too")] = False,
+    output: OutputOption = Output.table,
+) -> None:
+    """Silences by id: pending and active ones (with --expired, every one)."""
+    now = clock.now()
+    with _store().begin() as conn:
+        found = list_silences(conn, at=now, include_expired=expired)
+    if output is Output.json:
+        _print_json([_silence_json(s, now) for s in found])
+        return
+    table = Table("ID", "MATCHERS", "STARTS", "ENDS", "STATE", "BY", "COMMENT", box=None)
+    for s in found:
+        state = "active" if s.active(now) else "expired" if s.ends_at <= now else "pending"
+        table.add_row(
+            str(s.id),
+            escape(" ".join(str(m) for m in s.matchers)),
+            _when(s.starts_at),
+            _when(s.ends_at),
+            state,
+            escape(s.created_by),
+            escape(s.comment),
+        )
+    out.print(table)
+
+
+@alerts_app.command("unsilence")
+def alerts_unsilence(
+    silence_id: Annotated[int, typer.Argument(help="the silence's id, as `alerts silences` lists")],
+) -> None:
+    """Expire a silence now: the alerts it muted notify again."""
+    with _store().begin() as conn:
+        done = expire_silence(conn, silence_id, clock.now())
+    out.print(f"silence {done.id} expired at {_when(done.ends_at)}", markup=False, highlight=False)
+
+
+def _iso_time(value: Any) -> Any:
+    if isinstance(value, str):
+        try:
+            return datetime.fromisoformat(value.strip())
+        except ValueError:
+            raise typer.BadParameter(f"{value!r} is not an ISO 8601 time") from None
+    return value
+
+
+@oncall_app.command("who")
+def oncall_who(
+    schedule: Annotated[
+        str | None, typer.Option("--schedule", help="only this on-call schedule")
+    ] = None,
+    at: Annotated[
+        datetime | None,
+        typer.Option(
+            "--at",
+            parser=_iso_time,
+            metavar="ISO",
+            help="when, ISO 8601, in UTC unless it says; default: now",
+        ),
+    ] = None,
+    output: OutputOption = Output.table,
+) -> None:
+    """Who is on call now (or --at), until when, and who each escalation level pages."""
+    when = clock.now() if at is None else at if at.tzinfo is not None else at.replace(tzinfo=UTC)
+    with _store().begin() as conn:
+        schedules = declared(conn, OnCallSchedule)
+        policies = declared(conn, EscalationPolicy)
+    specs = {s.name: s.spec for s in schedules}
+    if schedule is not None:
+        if schedule not in specs:
+            raise NotFound("on-call schedule", schedule)
+        schedules = [s for s in schedules if s.name == schedule]
+    rows = []
+    for s in schedules:
+        horizon = when + 2 * s.spec.rotation.length
+        current = shifts(s.spec, when, horizon)
+        until = current[0].end if current and current[0].end < horizon else None
+        person = on_call(s.spec, when)
+        rows.append((s.name, person, until, bool(current and current[0].override)))
+    levels = (
+        [
+            (p.name, i, people_at(p.spec, i, when, specs))
+            for p in policies
+            for i in range(len(p.spec.levels))
+        ]
+        if schedule is None
+        else []
+    )
+    if output is Output.json:
+        _print_json(
+            {
+                "at": when.isoformat(),
+                "schedules": [
+                    {
+                        "schedule": name,
+                        "name": person.name,
+                        "email": str(person.email),
+                        "until": until.isoformat() if until else None,
+                        "override": override,
+                    }
+                    for name, person, until, override in rows
+                ],
+                "escalation": [
+                    {
+                        "policy": name,
+                        "level": level,
+                        "people": [{"name": p.name, "email": str(p.email)} for p in people],
+                    }
+                    for name, level, people in levels
+                ],
+            }
+        )
+        return
+    table = Table("SCHEDULE", "ON CALL", "EMAIL", "UNTIL", box=None)
+    for name, person, until, override in rows:
+        who = escape(person.name) + (" (override)" if override else "")
+        table.add_row(name, who, escape(str(person.email)), _when(until) or "-")
+    out.print(table)
+    if levels:
+        out.print()
+        policy_table = Table("POLICY", "LEVEL", "PAGES", box=None)
+        for name, level, people in levels:
+            policy_table.add_row(
+                name, str(level), escape(", ".join(f"{p.name} <{p.email}>" for p in people))
+            )
+        out.print(policy_table)
+    out.print(f"at {when.astimezone(UTC):%Y-%m-%d %H:%M} UTC")
+
+
+def _span(value: timedelta | None) -> str:
+    if value is None:
+        return "-"
+    seconds = int(value.total_seconds())
+    hours, rest = divmod(seconds, 3600)
+    minutes, seconds = divmod(rest, 60)
+    return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{seconds:02d}s"
+
+
+def _incident_json(i: incidents.Incident) -> dict[str, Any]:
+    def seconds(value: timedelta | None) -> float | None:
+        return None if value is None else value.total_seconds()
+
+    def iso(value: datetime | None) -> str | None:
+        return None if value is None else value.isoformat()
+
+    return {
+        "id": i.id,
+        "title": i.title,
+        "severity": i.severity,
+        "status": i.status,
+        "labels": i.labels,
+        "tenants": list(i.tenants),
+        "anomaly_at": iso(i.anomaly_at),
+        "detected_at": i.detected_at.isoformat(),
+        "acknowledged_at": iso(i.acknowledged_at),
+        "resolved_at": iso(i.resolved_at),
+        "resolved_by": i.resolved_by,
+        "pages": i.pages,
+        "mttd_s": seconds(i.mttd),
+        "mtta_s": seconds(i.mtta),
+        "mttr_s": seconds(i.mttr),
+    }
+
+
+def _incidents_table(found: list[incidents.Incident]) -> Table:
+    table = Table(
+        "ID",
+        "SEVERITY",
+        "STATUS",
+        "TITLE",
+        "TENANTS",
+        "DETECTED",
+        "MTTD",
+        "MTTR",
+        "RESOLVED BY",
+        "PAGES",
+        box=None,
+    )
+    for i in found:
+        table.add_row(
+            str(i.id),
+            f"[{_SEVERITY_COLOURS.get(i.severity, 'yellow')}]{i.severity}[/]",
+            i.status,
+            escape(i.title),
+            escape(", ".join(i.tenants)),
+            _when(i.detected_at),
+            _span(i.mttd),
+            _span(i.mttr),
+            escape(i.resolved_by or ""),
+            str(i.pages),
+        )
+    return table
+
+
+IncidentArgument = Annotated[int, typer.Argument(help="the incident's id")]
+
+
+@incidents_app.command("list")
+def incidents_list(
+    status: Annotated[
+        IncidentStatus | None, typer.Option("--status", help="only incidents in this status")
+    ] = None,
+    output: OutputOption = Output.table,
+) -> None:
+    """Incidents, the newest first, with their response times."""
+    with _store().begin() as conn:
+        found = incidents.list_incidents(conn, status=status.value if status else None)
+    if output is Output.json:
+        _print_json([_incident_json(i) for i in found])
+        return
+    out.print(_incidents_table(found))
+
+
+@incidents_app.command("show")
+def incidents_show(incident_id: IncidentArgument, output: OutputOption = Output.table) -> None:
+    """One incident and its timeline."""
+    with _store().begin() as conn:
+        found = incidents.get_incident(conn, incident_id)
+        entries = incidents.timeline(conn, incident_id)
+    if output is Output.json:
+        _print_json(
+            {
+                **_incident_json(found),
+                "timeline": [
+                    {
+                        "at": e.at.isoformat(),
+                        "kind": e.kind,
+                        "message": e.message,
+                        "details": e.details,
+                    }
+                    for e in entries
+                ],
+            }
+        )
+        return
+    out.print(_incidents_table([found]))
+    out.print("\n[bold]timeline[/]")
+    table = Table("WHEN", "EVENT", "MESSAGE", box=None)
+    table.columns[-1].overflow = "fold"
+    for e in entries:
+        table.add_row(_when(e.at), e.kind, escape(e.message))
+    out.print(table)
+
+
+@incidents_app.command("postmortem")
+def incidents_postmortem(
+    incident_id: IncidentArgument,
+    to: Annotated[
+        Path | None,
+        typer.Option("--out", help="write the Markdown here; default: stdout", dir_okay=False),
+    ] = None,
+) -> None:
+    """A Markdown postmortem draft of an incident, its timeline in full."""
+    with _store().begin() as conn:
+        found = incidents.get_incident(conn, incident_id)
+        entries = incidents.timeline(conn, incident_id)
+    text = incidents.postmortem(found, entries)
+    if not text.endswith("\n"):
+        text += "\n"
+    if to is None:
+        sys.stdout.write(text)
+        return
+    try:
+        to.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise InvalidInput(f"cannot write {to}: {exc.strerror or exc}") from exc
+    err.print(
+        f"postmortem of incident {incident_id} written to {to}", markup=False, highlight=False
+    )
+
+
+@runbooks_app.command("list")
+def runbooks_list(output: OutputOption = Output.table) -> None:
+    """Declared runbooks: what alerts they match, their actions and guards."""
+    with _store().begin() as conn:
+        found = declared(conn, Runbook)
+    if output is Output.json:
+        _print_json([r.model_dump(mode="json", by_alias=True) for r in found])
+        return
+    table = Table("NAME", "MATCH", "ACTIONS", "GUARDS", box=None)
+    for r in found:
+        g = r.spec.guards
+        guards = f"{g.max_runs_per_hour}/h, cooldown {format_duration(g.cooldown)}"
+        if g.dry_run:
+            guards += ", dry run"
+        actions = ", ".join(
+            a.action + (" (approval)" if a.approval else "") for a in r.spec.actions
+        )
+        table.add_row(r.name, escape(" ".join(r.spec.match)), actions, guards)
+    out.print(table)
+
+
+@runbooks_app.command("runs")
+def runbooks_runs(
+    limit: Annotated[int, typer.Option("--limit", "-n", min=1, help="how many runs")] = 50,
+    output: OutputOption = Output.table,
+) -> None:
+    """Runbook runs, the newest first."""
+    with _store().begin() as conn:
+        found = list_runs(conn, limit=limit)
+    if output is Output.json:
+        _print_json(
+            [
+                {
+                    **r.__dict__,
+                    "deadline": r.deadline.isoformat() if r.deadline else None,
+                    "started_at": r.started_at.isoformat(),
+                    "finished_at": r.finished_at.isoformat() if r.finished_at else None,
+                }
+                for r in found
+            ]
+        )
+        return
+    table = Table(
+        "ID", "RUNBOOK", "ALERT", "LABELS", "STATE", "STEP", "STARTED", "FINISHED", box=None
+    )
+    for r in found:
+        labels = " ".join(f"{k}={r.labels[k]}" for k in LABEL_COLUMNS if k in r.labels)
+        table.add_row(
+            str(r.id),
+            r.runbook,
+            escape(r.labels.get("alertname", r.fingerprint)),
+            escape(labels),
+            r.state + (" (dry run)" if r.dry_run else ""),
+            str(r.step + 1),
+            _when(r.started_at),
+            _when(r.finished_at),
+        )
+    out.print(table)
+
+
+@runbooks_app.command("approve")
+def runbooks_approve(
+    run_id: Annotated[int, typer.Argument(help="the run's id, as `runbooks runs` lists it")],
+) -> None:
+    """Let a run's step that waits for approval go ahead (at the next control tick)."""
+    settings = _settings()
+    with open_store(settings.database_url).begin() as conn:
+        run = approve(conn, run_id, actor=settings.actor, now=clock.now())
+    out.print(
+        f"run {run.id} of {run.runbook} approved: step {run.step + 1} runs next",
+        markup=False,
+        highlight=False,
+    )
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -10,14 +10,21 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Protocol
 
+from modelfleet.alerts.controller import AlertController
 from modelfleet.clock import Clock
+from modelfleet.incidents.controller import IncidentController
 from modelfleet.monitors.controller import MonitorController
+from modelfleet.monitors.streams import AnomalyController
 from modelfleet.registry.events import Event
+from modelfleet.remediation.actions import Operations
+from modelfleet.remediation.controller import RemediationController
 from modelfleet.review import ReviewController
+from modelfleet.review.queue import open_review
+from modelfleet.rollouts.commands import roll_back_deployment
 from modelfleet.rollouts.controller import RolloutController
 from modelfleet.store import Store
 
@@ -28,9 +35,24 @@ class Controller(Protocol):
     def tick(self, now: datetime) -> list[Event]: ...
 
 
-def controllers(store: Store) -> list[Controller]:
-    """Every controller of the control plane, on `store`."""
-    return [RolloutController(store), MonitorController(store), ReviewController(store)]
+def controllers(
+    store: Store, *, secrets: Mapping[str, str] | None = None, external_url: str | None = None
+) -> list[Controller]:
+    """Every controller of the control plane, on `store`, in the order one tick runs them:
+    what changes traffic, then what watches it, then what alerts on it and acts on the alerts,
+    and last the record of it all. `secrets` are what receivers refer to (SMTP passwords)."""
+    operations = Operations(rollback=roll_back_deployment, open_review=open_review)
+    return [
+        RolloutController(store),
+        MonitorController(store),
+        AnomalyController(store),
+        ReviewController(store),
+        AlertController(
+            store, secrets=secrets, external_url=external_url or "http://localhost:8080"
+        ),
+        RemediationController(store, operations),
+        IncidentController(store),
+    ]
 
 
 class ControlLoop:

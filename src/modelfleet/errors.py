@@ -4,9 +4,12 @@
     ├── InvalidInput                 a person gave something wrong: exit code 2, HTTP 4xx
     │   ├── FleetConfigError         fleet.yaml refused, with every error's file:line:column
     │   ├── NotFound                 no such tenant, model, version, deployment or key
-    │   └── InvalidBatch             a batch does not match the model's inputs: HTTP 400
+    │   │   └── UnknownSilence       no silence with that id
+    │   ├── InvalidBatch             a batch does not match the model's inputs: HTTP 400
+    │   └── InvalidSilence           a silence refused: no matchers, matches every alert, ends first
     ├── StoreError                   the store could not be reached or migrated: exit code 1
     ├── ListenError                  the gateway could not listen, or its workers failed: exit code 1
+    ├── DeliveryFailed               a notification was not delivered; `retryable`: try again later
     └── ServingError                 a model version could not be loaded or run: HTTP 5xx
         ├── ModelLoadError           an artifact could not be loaded; `reason` says why
         │   └── ArtifactMismatch     the artifact's sha256 is not the one registered
@@ -63,8 +66,20 @@ class NotFound(InvalidInput):
         super().__init__(f"{kind} {name!r} not found")
 
 
+class UnknownSilence(NotFound):
+    """No silence has this id."""
+
+    def __init__(self, silence_id: int) -> None:
+        self.silence_id = silence_id
+        super().__init__("silence", str(silence_id))
+
+
 class InvalidBatch(InvalidInput):
     """A batch of inputs does not match what the model declares (names, dtypes, shapes, rows)."""
+
+
+class InvalidSilence(InvalidInput):
+    """A silence was refused: it names no matcher, would mute every alert, or ends first."""
 
 
 class StoreError(ModelfleetError):
@@ -73,6 +88,20 @@ class StoreError(ModelfleetError):
 
 class ListenError(ModelfleetError):
     """The gateway could not listen on its address, or its worker processes failed."""
+
+
+class DeliveryFailed(ModelfleetError):
+    """A notifier could not deliver a notification; `reason` says why, for the person reading it.
+
+    retryable: the receiver may accept the same notification later (HTTP 5xx or 429, SMTP 4xx,
+        a timeout, a refused connection); False when sending it again fails the same way
+        (HTTP 4xx, SMTP 5xx, a missing secret, an invalid target).
+    """
+
+    def __init__(self, reason: str, *, retryable: bool) -> None:
+        self.reason = reason
+        self.retryable = retryable
+        super().__init__(reason)
 
 
 class ServingError(ModelfleetError):

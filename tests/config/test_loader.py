@@ -11,6 +11,8 @@ import pytest
 from modelfleet.config import Deployment, ModelVersion, Tenant, load_fleet, load_fleet_text
 from modelfleet.errors import FleetConfigError
 
+KNOWN = "Tenant, Model, ModelVersion, Deployment, AlertRule, Receiver, AlertRouting, OnCallSchedule, EscalationPolicy, Runbook"
+
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "retail-vision" / "fleet.yaml"
 
 TENANT = """\
@@ -55,7 +57,7 @@ INVALID = [
     ),
     pytest.param(
         "kind: Tenantt\nmetadata: {name: acme}\nspec: {}\n",
-        "fleet.yaml:1:7: kind: unknown kind 'Tenantt'; expected one of Tenant, Model, ModelVersion, Deployment",
+        "fleet.yaml:1:7: kind: unknown kind 'Tenantt'; expected one of " + KNOWN,
         id="unknown-kind",
     ),
     pytest.param(
@@ -212,7 +214,7 @@ def test_every_error_in_a_file_is_reported_at_once_in_order() -> None:
     assert refused(text) == [
         "fleet.yaml:6:9: spec.tier: Input should be 'free', 'standard', 'premium' or 'enterprise'",
         "fleet.yaml:9:3: spec.colour: unknown field",
-        "fleet.yaml:11:7: kind: unknown kind 'Gadget'; expected one of Tenant, Model, ModelVersion, Deployment",
+        "fleet.yaml:11:7: kind: unknown kind 'Gadget'; expected one of " + KNOWN,
     ]
 
 

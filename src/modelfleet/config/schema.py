@@ -6,71 +6,28 @@ and unknown fields are errors, so a typo is refused instead of silently ignored.
 
 from __future__ import annotations
 
-import re
 from datetime import timedelta
-from typing import Annotated, Any, Final, Literal
+from typing import Annotated, Final, Literal
 
-from pydantic import (
-    BaseModel,
-    BeforeValidator,
-    ConfigDict,
-    EmailStr,
-    Field,
-    PlainSerializer,
-    StringConstraints,
-    model_validator,
+from pydantic import ConfigDict, EmailStr, Field, StringConstraints, model_validator
+
+from modelfleet.config.alerting import (
+    AlertRoutingSpec,
+    AlertRuleSpec,
+    EscalationPolicySpec,
+    OnCallScheduleSpec,
+    ReceiverSpec,
+    RunbookSpec,
 )
+from modelfleet.config.base import Duration, Name, Strict
 
 API_VERSION: Final = "modelfleet/v1"
 
-# DNS-label-like names: safe in URLs, file names, metric labels and table keys.
-Name = Annotated[
-    str,
-    StringConstraints(pattern=r"^[a-z0-9]([a-z0-9._-]{0,61}[a-z0-9])?$"),
-]
 Tier = Literal["free", "standard", "premium", "enterprise"]
 DType = Literal["bool", "int32", "int64", "float32", "float64", "string"]
 ModelFormat = Literal["sklearn", "onnx", "python"]
 
 
-class Strict(BaseModel):
-    """Base for every fleet model: unknown fields are errors, values are not coerced loosely."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-_DURATION = re.compile(r"^(\d+(?:\.\d+)?)(ms|s|m|h|d)$")
-_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
-
-
-def parse_duration(value: Any) -> Any:
-    """`30s`, `5m`, `1.5h`, `2d` or a number of seconds; anything else is left to pydantic."""
-    if isinstance(value, str):
-        match = _DURATION.match(value.strip())
-        if match is None:
-            raise ValueError(
-                f"a duration is a number and a unit (ms, s, m, h, d), like 5m; got {value!r}"
-            )
-        return timedelta(seconds=float(match[1]) * _UNIT_SECONDS[match[2]])
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        return timedelta(seconds=value)
-    return value
-
-
-def format_duration(value: timedelta) -> str:
-    """The shortest exact way to write a duration, the way fleet.yaml writes them: 90s, 5m, 2h."""
-    ms = round(value.total_seconds() * 1000)
-    for unit, size in (("d", 86_400_000), ("h", 3_600_000), ("m", 60_000), ("s", 1000)):
-        if ms % size == 0 and ms >= size:
-            return f"{ms // size}{unit}"
-    return f"{ms}ms"
-
-
-Duration = Annotated[
-    timedelta,
-    BeforeValidator(parse_duration),
-    PlainSerializer(format_duration, return_type=str, when_used="json"),
-]
 Share = Annotated[float, Field(ge=0.0, le=1.0)]
 Percent = Annotated[float, Field(gt=0.0, le=100.0)]
 Metric = Literal["error_rate", "latency", "confidence", "agreement"]
@@ -165,6 +122,15 @@ class QualitySpec(Strict):
     min_labels: Annotated[int, Field(ge=1)] = 50
 
 
+class AnomalySpec(Strict):
+    """Streaming anomaly detection on the model's metric streams (see monitors/anomaly.py)."""
+
+    enabled: bool = True
+    significance: Annotated[float, Field(gt=0.0, lt=0.01)] = 1e-4  # per point, one-sided
+    min_requests: Annotated[int, Field(ge=1)] = 10  # a minute with fewer: ratios not judged
+    severity: Literal["info", "warning", "critical"] = "critical"
+
+
 class MonitoringSpec(Strict):
     """How each (tenant, version) of the model is watched: over a sliding window of rollups."""
 
@@ -173,6 +139,7 @@ class MonitoringSpec(Strict):
     min_rows: Annotated[int, Field(ge=1)] = 200  # fewer rows in a window: not judged
     drift: DriftSpec = Field(default_factory=DriftSpec)
     quality: QualitySpec = Field(default_factory=QualitySpec)
+    anomaly: AnomalySpec = Field(default_factory=AnomalySpec)
 
 
 class ModelSpec(Strict):
@@ -321,11 +288,53 @@ class Deployment(_Document):
     spec: DeploymentSpec
 
 
-Resource = Tenant | Model | ModelVersion | Deployment
+class AlertRule(_Document):
+    kind: Literal["AlertRule"]
+    spec: AlertRuleSpec
 
-KINDS: dict[str, type[Tenant] | type[Model] | type[ModelVersion] | type[Deployment]] = {
+
+class Receiver(_Document):
+    kind: Literal["Receiver"]
+    spec: ReceiverSpec
+
+
+class AlertRouting(_Document):
+    kind: Literal["AlertRouting"]
+    spec: AlertRoutingSpec
+
+
+class OnCallSchedule(_Document):
+    kind: Literal["OnCallSchedule"]
+    spec: OnCallScheduleSpec
+
+
+class EscalationPolicy(_Document):
+    kind: Literal["EscalationPolicy"]
+    spec: EscalationPolicySpec
+
+
+class Runbook(_Document):
+    kind: Literal["Runbook"]
+    spec: RunbookSpec
+
+
+# Kinds of the control plane, stored whole as declarations (see registry/declarations.py).
+Declared = AlertRule | Receiver | AlertRouting | OnCallSchedule | EscalationPolicy | Runbook
+DECLARED_KINDS: dict[str, type[Declared]] = {
+    "AlertRule": AlertRule,
+    "Receiver": Receiver,
+    "AlertRouting": AlertRouting,
+    "OnCallSchedule": OnCallSchedule,
+    "EscalationPolicy": EscalationPolicy,
+    "Runbook": Runbook,
+}
+
+Resource = Tenant | Model | ModelVersion | Deployment | Declared
+
+KINDS: dict[str, type[Resource]] = {
     "Tenant": Tenant,
     "Model": Model,
     "ModelVersion": ModelVersion,
     "Deployment": Deployment,
+    **DECLARED_KINDS,
 }

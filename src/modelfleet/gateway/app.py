@@ -108,6 +108,7 @@ class Gateway:
         self.feedback_writer: FeedbackWriter | None = None  # the server's; None: no feedback
         self._rng = rng or random.Random()
         self._batchers: dict[VersionRef, MicroBatcher] = {}
+        self._restarts: dict[VersionRef, int] = {}  # restart counters already carried out
         self._version_in_flight: dict[VersionRef, int] = {}
         self._in_flight = 0
         self._shadows: set[asyncio.Task[None]] = set()
@@ -137,6 +138,7 @@ class Gateway:
                 self.settings.max_wait_s,
                 concurrency=self.settings.replicas,
             )
+        await self._apply_replicas(table)
         routes: dict[tuple[str, str], Route] = {}
         status: dict[str, tuple[str, str | None]] = {}
         for key, route in table.routes.items():
@@ -161,6 +163,27 @@ class Gateway:
         self.ready = True
         self.collect_unused()
         return status
+
+    async def _apply_replicas(self, table: RouteTable) -> None:
+        """Scale and restart versions as remediation asked (replica targets in the store)."""
+        for ref, spec in sorted(table.versions().items()):
+            version = VersionRef(*ref)
+            if version not in self._batchers:
+                continue
+            restarts = table.restarts.get(ref, 0)
+            seen = self._restarts.setdefault(version, restarts)
+            replicas = table.replicas.get(ref, self.settings.replicas)
+            try:
+                if restarts > seen:
+                    await asyncio.to_thread(self.backend.deploy, spec, replicas)
+                    log.info("restarted %s on %d replica(s)", version, replicas)
+                elif self.backend.health(version).replicas != replicas:
+                    await asyncio.to_thread(self.backend.scale, version, replicas)
+                    log.info("scaled %s to %d replica(s)", version, replicas)
+            except ServingError as exc:
+                log.warning("could not restart or scale %s: %s", version, exc)
+                continue
+            self._restarts[version] = restarts
 
     async def _reference_edges(self, spec: VersionSpec) -> dict[str, tuple[float, ...]]:
         assert spec.reference_data is not None

@@ -19,13 +19,13 @@ from dataclasses import dataclass, field, replace
 from sqlalchemy import Connection, func, select
 
 from modelfleet.config.schema import Deployment, Model, ModelVersion, Tenant
-from modelfleet.gateway.quotas import Quota
+from modelfleet.gateway.quotas import TIER_QUOTAS, Quota
 from modelfleet.registry import load_state
 from modelfleet.registry.keys import StoredKey, active_keys
 from modelfleet.registry.resources import FleetState
 from modelfleet.registry.splits import TrafficSplit, read_splits
 from modelfleet.runtime.backend import VersionSpec
-from modelfleet.store.tables import audit_log
+from modelfleet.store.tables import audit_log, replica_targets, tenant_throttles
 
 BUCKETS = 10_000
 
@@ -71,6 +71,10 @@ class RouteTable:
     routes: Mapping[tuple[str, str], Route] = field(default_factory=dict)
     keys: Mapping[str, StoredKey] = field(default_factory=dict)
     warm: tuple[VersionSpec, ...] = ()  # loaded, without traffic
+    # What remediation asked of the versions, by (model, version): a replica count, and a
+    # restart counter (a version is redeployed each time its counter moves).
+    replicas: Mapping[tuple[str, str], int] = field(default_factory=dict)
+    restarts: Mapping[tuple[str, str], int] = field(default_factory=dict)
 
     def route(self, tenant: str, model: str) -> Route | None:
         """The tenant's route to `model`, or None: a model not deployed for the tenant does not
@@ -95,6 +99,7 @@ def build_route_table(
     keys: list[StoredKey],
     generation: int,
     splits: Mapping[str, TrafficSplit] | None = None,
+    throttles: Mapping[str, float] | None = None,
 ) -> RouteTable:
     """Routes from the registry's state: each deployment's stable version for its tenants (or
     the version a tenant is pinned to), split with a candidate while a rollout runs."""
@@ -105,6 +110,10 @@ def build_route_table(
         for t in tenants
         if (q := t.spec.quota) is not None
     }
+    for tenant, factor in (throttles or {}).items():  # a runbook cut the tenant's quota
+        if tenant in tiers:
+            base = quotas.get(tenant) or TIER_QUOTAS[tiers[tenant]]
+            quotas[tenant] = throttled(base, factor)
     routes: dict[tuple[str, str], Route] = {}
     warm: list[VersionSpec] = []
     for reg in state.of_kind(Deployment):
@@ -173,6 +182,24 @@ def store_generation(conn: Connection) -> int:
 
 
 def load_route_table(conn: Connection) -> RouteTable:
-    """Read the registry and keys in one transaction and build the table."""
+    """Read the registry, keys and remediation's requests in one transaction; build the table."""
     generation = store_generation(conn)
-    return build_route_table(load_state(conn), active_keys(conn), generation, read_splits(conn))
+    throttles = {r.tenant: r.factor for r in conn.execute(select(tenant_throttles))}
+    table = build_route_table(
+        load_state(conn), active_keys(conn), generation, read_splits(conn), throttles
+    )
+    targets = list(conn.execute(select(replica_targets)))
+    return replace(
+        table,
+        replicas={(r.model, r.version): r.replicas for r in targets if r.replicas is not None},
+        restarts={(r.model, r.version): r.restarts for r in targets},
+    )
+
+
+def throttled(quota: Quota, factor: float) -> Quota:
+    """`quota` cut to `factor` of itself (at least one request in flight)."""
+    return Quota(
+        quota.rate * factor,
+        max(1.0, quota.burst * factor),
+        max(1, int(quota.max_in_flight * factor)),
+    )

@@ -29,8 +29,8 @@ from typing import Any, Literal
 from modelfleet.config.schema import DriftSpec, MonitoringSpec, QualitySpec
 from modelfleet.monitors.profile import Profile
 from modelfleet.monitors.window import Window
-from modelfleet.stats import Histogram
 from modelfleet.stats.drift import chi_square, js_distance, ks_binned, psi, wasserstein_binned
+from modelfleet.stats.histogram import midpoint_mean
 
 Status = Literal["ok", "warning", "alert", "insufficient"]
 _SEVERITY: dict[str, int] = {"insufficient": -1, "ok": 0, "warning": 1, "alert": 2}
@@ -244,7 +244,7 @@ def judge_output_quality(
     reasons = []
     if total:
         edges = confidence.edges
-        mean = _mean_on_midpoints(confidence)
+        mean = midpoint_mean(confidence) or 0.0
         low = sum(
             c
             for c, upper in zip(confidence.counts, [*edges, 2.0], strict=True)
@@ -280,12 +280,3 @@ def judge_output_quality(
         "; ".join(reasons) or "outputs as confident as expected",
         details,
     )
-
-
-def _mean_on_midpoints(histogram: Histogram) -> float:
-    """Mean confidence with each bin's values at its middle: the edges are 0, 0.1, ..., 1."""
-    edges = histogram.edges
-    points = [edges[0], *((a + b) / 2 for a, b in zip(edges, edges[1:], strict=False)), edges[-1]]
-    counts = histogram.counts
-    total = sum(counts)
-    return sum(p * c for p, c in zip(points, counts, strict=True)) / total if total else 0.0

@@ -16,8 +16,20 @@ from typing import Any
 
 from sqlalchemy import Connection
 
-from modelfleet.config.loader import Document, Fleet
-from modelfleet.config.schema import Deployment, Model, ModelVersion, Resource, Tenant
+from modelfleet.config.alerting import Route
+from modelfleet.config.loader import Document, FieldPath, Fleet, Source
+from modelfleet.config.schema import (
+    DECLARED_KINDS,
+    AlertRouting,
+    Deployment,
+    EscalationPolicy,
+    Model,
+    ModelVersion,
+    OnCallSchedule,
+    Receiver,
+    Resource,
+    Tenant,
+)
 from modelfleet.errors import ConfigIssue, FleetConfigError
 from modelfleet.registry import audit, resources
 from modelfleet.registry.artifacts import resolve, sha256_of, split_callable
@@ -25,7 +37,7 @@ from modelfleet.registry.resources import FleetState, Identity
 from modelfleet.store import Store
 
 # Referenced kinds are written before the kinds that refer to them.
-_ORDER: list[type[Resource]] = [Tenant, Model, ModelVersion, Deployment]
+_ORDER: list[type[Resource]] = [Tenant, Model, ModelVersion, Deployment, *DECLARED_KINDS.values()]
 
 
 class Action(StrEnum):
@@ -171,6 +183,44 @@ def _check(desired: list[_Desired], current: FleetState) -> list[ConfigIssue]:
                             source.issue(("spec", "tenants", i), _missing("tenant", tenant))
                         )
     problems += _overlapping_routes(desired, current)
+    problems += _alerting_references(desired, declared)
+    return problems
+
+
+def _alerting_references(desired: list[_Desired], declared: set[Identity]) -> list[ConfigIssue]:
+    """Receivers name escalation policies, policies name schedules, routes name receivers."""
+    problems: list[ConfigIssue] = []
+
+    def need(source: Source, path: FieldPath, kind: type[Resource], name: str | None) -> None:
+        if name is not None and (kind.__name__, name) not in declared:
+            what = kind.__name__
+            problems.append(source.issue(path, _missing(what, name)))
+
+    routings = [i for i in declared if i[0] == "AlertRouting"]
+    for d in desired:
+        r, source = d.resource, d.document.source
+        if isinstance(r, Receiver):
+            need(source, ("spec", "escalation"), EscalationPolicy, r.spec.escalation)
+        elif isinstance(r, EscalationPolicy):
+            for i, level in enumerate(r.spec.levels):
+                need(source, ("spec", "levels", i, "schedule"), OnCallSchedule, level.schedule)
+        elif isinstance(r, AlertRouting):
+            if len(routings) > 1:
+                others = ", ".join(sorted(i[1] for i in routings if i[1] != r.name))
+                problems.append(
+                    source.issue(
+                        ("metadata", "name"),
+                        f"a fleet has one AlertRouting; {others} is declared already",
+                    )
+                )
+            need(source, ("spec", "receiver"), Receiver, r.spec.receiver)
+            stack: list[tuple[FieldPath, Route]] = [
+                (("spec", "routes", i), route) for i, route in enumerate(r.spec.routes)
+            ]
+            while stack:
+                path, route = stack.pop()
+                need(source, (*path, "receiver"), Receiver, route.receiver)
+                stack += [((*path, "routes", i), sub) for i, sub in enumerate(route.routes)]
     return problems
 
 

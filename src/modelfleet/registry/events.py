@@ -54,7 +54,35 @@ def recent_events(
         query = query.where(events.c.at >= since)
     if source is not None:
         query = query.where(events.c.source == source)
-    return [
-        Event(r.at, r.source, r.kind, r.severity, r.subject, r.message, dict(r.details), r.tenant)
-        for r in conn.execute(query)
-    ]
+    return [_event(r) for r in conn.execute(query)]
+
+
+def alert_details(
+    labels: dict[str, str],
+    state: str,
+    *,
+    annotations: dict[str, str] | None = None,
+    anomaly_at: datetime | None = None,
+) -> dict[str, Any]:
+    """What an event carries in `details["alert"]` to raise (`firing`) or clear (`resolved`)
+    an alert by its labels: the alert manager reads it (alerts/sources.py)."""
+    return {
+        "labels": labels,
+        "state": state,
+        "annotations": annotations or {},
+        "anomaly_at": anomaly_at.isoformat() if anomaly_at is not None else None,
+    }
+
+
+def events_after(
+    conn: Connection, after_id: int, *, limit: int = 10_000
+) -> list[tuple[int, Event]]:
+    """Events with an id above `after_id`, oldest first, with their ids (for a cursor)."""
+    query = select(events).where(events.c.id > after_id).order_by(events.c.id).limit(limit)
+    return [(r.id, _event(r)) for r in conn.execute(query)]
+
+
+def _event(r: Any) -> Event:
+    return Event(
+        r.at, r.source, r.kind, r.severity, r.subject, r.message, dict(r.details), r.tenant
+    )

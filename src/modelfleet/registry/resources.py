@@ -12,8 +12,16 @@ from typing import Any
 
 from sqlalchemy import Connection, delete, insert, select, update
 
-from modelfleet.config.schema import Deployment, Model, ModelVersion, Resource, Tenant
+from modelfleet.config.schema import (
+    DECLARED_KINDS,
+    Deployment,
+    Model,
+    ModelVersion,
+    Resource,
+    Tenant,
+)
 from modelfleet.store.tables import (
+    declarations,
     deployment_tenants,
     deployments,
     model_versions,
@@ -63,7 +71,8 @@ def state_of(resource: Resource, artifact_sha256: str | None = None) -> dict[str
     """What apply compares and audit records: labels, spec, and a version's artifact hash."""
     out: dict[str, Any] = {
         "labels": dict(resource.metadata.labels),
-        "spec": resource.spec.model_dump(mode="json"),
+        # By alias: fields named after Python keywords (`for`, `continue`, `from`) read back.
+        "spec": resource.spec.model_dump(mode="json", by_alias=True),
     }
     if isinstance(resource, ModelVersion):
         out["artifact_sha256"] = artifact_sha256
@@ -71,9 +80,16 @@ def state_of(resource: Resource, artifact_sha256: str | None = None) -> dict[str
 
 
 def load_state(conn: Connection) -> FleetState:
-    """Read every tenant, model, version and deployment."""
+    """Read every declared resource."""
     state = FleetState()
-    for reg in [*_tenants(conn), *_models(conn), *_versions(conn), *_deployments(conn)]:
+    everything = [
+        *_tenants(conn),
+        *_models(conn),
+        *_versions(conn),
+        *_deployments(conn),
+        *_declared(conn),
+    ]
+    for reg in everything:
         state.resources[identity_of(reg.resource)] = reg
     return state
 
@@ -118,7 +134,7 @@ def write(
         }
         key = {"model": v.model, "name": resource.name}
         _upsert(conn, model_versions, key, {**values, **meta}, exists, now)
-    else:
+    elif isinstance(resource, Deployment):
         d = resource.spec
         values = {
             "model": d.model,
@@ -148,6 +164,11 @@ def write(
                 insert(deployment_tenants),
                 [{"deployment": resource.name, "tenant": t} for t in d.tenants],
             )
+
+    else:
+        key = {"kind": resource.kind, "name": resource.name}
+        values = {"spec": resource.spec.model_dump(mode="json", by_alias=True)}
+        _upsert(conn, declarations, key, {**values, **meta}, exists, now)
 
 
 def _upsert(
@@ -266,6 +287,20 @@ def _deployments(conn: Connection) -> list[Registered]:
             r.updated_at,
             serving_version=r.stable_version,
             awaiting_rollout=r.awaiting_rollout,
+        )
+        for r in rows
+    ]
+
+
+def _declared(conn: Connection) -> list[Registered]:
+    rows = conn.execute(select(declarations).order_by(declarations.c.kind, declarations.c.name))
+    return [
+        Registered(
+            DECLARED_KINDS[r.kind].model_validate(
+                {"kind": r.kind, "metadata": _metadata(r), "spec": r.spec}
+            ),
+            r.created_at,
+            r.updated_at,
         )
         for r in rows
     ]

@@ -14,7 +14,7 @@ from datetime import datetime
 from sqlalchemy import Connection, delete, insert, select, update
 
 from modelfleet.errors import InvalidInput
-from modelfleet.registry.audit import record
+from modelfleet.registry.audit import latest, record
 from modelfleet.store.tables import deployments, traffic_splits
 
 
@@ -152,3 +152,16 @@ def take_awaiting_rollout(conn: Connection, deployment: str) -> bool:
         .values(awaiting_rollout=False)
     ).rowcount
     return bool(taken)
+
+
+def previous_serving_version(conn: Connection, deployment: str) -> str | None:
+    """The version the deployment served before its current one, from the audit log: its last
+    promotion or rollback, or the last apply that changed its version."""
+    current = serving_version(conn, deployment)
+    for entry in latest(conn, kind="Deployment", name=deployment, limit=200):
+        old, new = entry.old or {}, entry.new or {}
+        before = old.get("serving_version") or (old.get("spec") or {}).get("version")
+        after = new.get("serving_version") or (new.get("spec") or {}).get("version")
+        if before and after == current and before != current:
+            return str(before)
+    return None

@@ -98,12 +98,19 @@ class ReviewController:
 
 
 def open_items(
-    conn: Connection, now: datetime, *, lookback: timedelta, limit: int
+    conn: Connection,
+    now: datetime,
+    *,
+    lookback: timedelta,
+    limit: int,
+    tenant: str | None = None,
+    model: str | None = None,
 ) -> list[tuple[str, str, str]]:
     """Open an item for each sample since `now - lookback` that has none yet (oldest first, at
-    most `limit`); returns the (tenant, model, reason) of each one opened."""
+    most `limit`, of one tenant and model if given); returns the (tenant, model, reason) of
+    each one opened."""
     s, r = samples, review_items
-    found = conn.execute(
+    query = (
         select(s.c.id, s.c.tenant, s.c.model, s.c.version, s.c.reason)
         .where(
             s.c.reason.in_(REASONS),
@@ -113,7 +120,12 @@ def open_items(
         )
         .order_by(s.c.id)
         .limit(limit)
-    ).all()
+    )
+    if tenant is not None:
+        query = query.where(s.c.tenant == tenant)
+    if model is not None:
+        query = query.where(s.c.model == model)
+    found = conn.execute(query).all()
     rows = [
         {
             "sample": f.id,
@@ -129,6 +141,16 @@ def open_items(
     # Two control loops ticking at once must not fail each other: the second one skips.
     insert_or_ignore(conn, review_items, rows, ("sample",))
     return [(f.tenant, f.model, f.reason) for f in found]
+
+
+def open_review(
+    conn: Connection, tenant: str, model: str, *, since: datetime, now: datetime
+) -> int:
+    """Queue every kept request of `tenant` to `model` since `since` (a runbook's `open_review`
+    after an alert: the requests around it are the ones worth a person's look)."""
+    return len(
+        open_items(conn, now, lookback=now - since, limit=10_000, tenant=tenant, model=model)
+    )
 
 
 def _items() -> Select[Any]:

@@ -15,7 +15,12 @@ from modelfleet.config.schema import BlueGreenStrategy, CanaryStrategy, Deployme
 from modelfleet.errors import InvalidInput
 from modelfleet.registry import load_state
 from modelfleet.registry.events import Event, record_event
-from modelfleet.registry.splits import set_serving_version, take_awaiting_rollout
+from modelfleet.registry.splits import (
+    previous_serving_version,
+    serving_version,
+    set_serving_version,
+    take_awaiting_rollout,
+)
 from modelfleet.rollouts.controller import SOURCE, end_rollout, promote, rollout_spec
 from modelfleet.rollouts.records import (
     Rollout,
@@ -171,3 +176,23 @@ def rollback(conn: Connection, deployment: str, *, actor: str, now: datetime) ->
     )
     record_event(conn, event)
     return event
+
+
+def roll_back_deployment(conn: Connection, deployment: str, *, actor: str, now: datetime) -> str:
+    """Whatever rolling back means for the deployment now: its running rollout aborted, else
+    its promotion undone, else the version it served before the last change (from the audit
+    log). Raises InvalidInput when there is nothing to go back to."""
+    if active_rollout(conn, deployment) is not None:
+        abort(conn, deployment, actor=actor, now=now)
+        return f"aborted the rollout of {deployment}: all traffic back on its stable version"
+    current = serving_version(conn, deployment)
+    try:
+        event = rollback(conn, deployment, actor=actor, now=now)
+        return event.message
+    except InvalidInput:
+        pass
+    previous = previous_serving_version(conn, deployment)
+    if previous is None or previous == current:
+        raise InvalidInput(f"{deployment} has served {current} since it was created")
+    set_serving_version(conn, deployment, previous, actor=actor, now=now)
+    return f"rolled {deployment} back from {current} to {previous}"

@@ -146,6 +146,16 @@ class Histogram:
         return f"Histogram(edges={self.edges}, counts={self.counts}, missing={self._missing})"
 
 
+def midpoint_mean(histogram: Histogram) -> float | None:
+    """The mean with each bin's values at its middle, and the open end bins at their edge:
+    exact enough for confidences on edges 0, 0.1, ..., 1. None for no values."""
+    edges = histogram.edges
+    points = [edges[0], *((a + b) / 2 for a, b in pairwise(edges)), edges[-1]]
+    counts = histogram.counts
+    total = sum(counts)
+    return sum(p * c for p, c in zip(points, counts, strict=True)) / total if total else None
+
+
 def quantile_edges(values: npt.ArrayLike, bins: int = 10) -> Edges:
     """Edges at the reference data's 1/bins, ..., (bins-1)/bins quantiles, for about equal bins.
 

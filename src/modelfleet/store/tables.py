@@ -355,3 +355,197 @@ monitor_results = Table(
     Column("window_end", UTCDateTime, nullable=False),
     Column("payload", JSON, nullable=False),
 )
+
+# -- alerting and automated response ---------------------------------------------------------
+
+# Kinds of the control plane (alert rules, receivers, routing, on-call, runbooks), each stored
+# whole as its validated spec: their consumers parse it back with the same schema.
+declarations = Table(
+    "declarations",
+    metadata,
+    Column("kind", String(32), primary_key=True),
+    Column("name", String(NAME), primary_key=True),
+    Column("labels", JSON, nullable=False),
+    Column("spec", JSON, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+)
+
+# Where a controller has read up to in an append-only table (the events' id, a rollup minute).
+cursors = Table(
+    "cursors",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("position", Integer, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+)
+
+# Each metric stream's anomaly detector: its learned state, so a restart loses no learning.
+detector_states = Table(
+    "detector_states",
+    metadata,
+    Column("stream", String(400), primary_key=True),  # metric and labels, canonical
+    Column("metric", String(32), nullable=False),
+    Column("labels", JSON, nullable=False),
+    Column("state", JSON, nullable=False),
+    Column("last_minute", UTCDateTime, nullable=True),  # the last complete minute learned
+    Column("firing", String(8), nullable=True),  # the direction it alarms in: up or down
+    Column("anomalous_since", UTCDateTime, nullable=True),  # first anomalous point, if alarming
+    Column("updated_at", UTCDateTime, nullable=False),
+)
+
+# Alerts by fingerprint (a hash of their labels): one row however often a source re-fires it.
+alerts = Table(
+    "alerts",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("fingerprint", String(16), nullable=False, unique=True),
+    Column("name", String(200), nullable=False),
+    Column("labels", JSON, nullable=False),
+    Column("annotations", JSON, nullable=False),
+    Column("source", String(32), nullable=False),  # rules, anomaly, rollouts, monitors, ...
+    Column("state", String(16), nullable=False),  # firing or resolved
+    Column("anomaly_at", UTCDateTime, nullable=True),  # the first anomalous point seen
+    Column("starts_at", UTCDateTime, nullable=False),  # detected
+    Column("ends_at", UTCDateTime, nullable=True),  # resolved
+    Column("refreshed_at", UTCDateTime, nullable=False),  # last time a source said it fires
+    Column("expires_at", UTCDateTime, nullable=True),  # resolves by itself unless refreshed
+    Column("flaps", Integer, nullable=False),  # times it fired again inside the flap window
+    Column("suppressed_by", JSON, nullable=True),  # silences and inhibiting alerts muting it
+    Column("updated_at", UTCDateTime, nullable=False),
+)
+
+# Aggregation groups: alerts routed to one receiver with the same `group_by` values.
+alert_groups = Table(
+    "alert_groups",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    # route path and grouped labels; a key's group closes and a later one may open again
+    Column("key", String(600), nullable=False, index=True),
+    Column("receiver", String(NAME), nullable=False),
+    Column("labels", JSON, nullable=False),  # the group_by labels and their values
+    Column("settings", JSON, nullable=False),  # group_wait, group_interval, repeat_interval
+    Column("state", String(16), nullable=False),  # open or closed
+    Column("opened_at", UTCDateTime, nullable=False),
+    Column("closed_at", UTCDateTime, nullable=True),
+    Column("notified", JSON, nullable=False),  # firing and resolved fingerprints last notified
+    Column("last_notified_at", UTCDateTime, nullable=True),
+    Column("next_flush_at", UTCDateTime, nullable=False),
+    Column("paged_at", UTCDateTime, nullable=True),
+    Column("escalation_level", Integer, nullable=False),  # the last level paged; -1: none
+    Column("acknowledged_at", UTCDateTime, nullable=True),
+    Column("acknowledged_by", String(200), nullable=True),
+)
+
+# Every notification and page, and each attempt to deliver it: an outbox, retried with backoff.
+notifications = Table(
+    "notifications",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("group_id", Integer, ForeignKey("alert_groups.id", ondelete="CASCADE"), index=True),
+    Column("receiver", String(NAME), nullable=False),
+    Column("integration", String(16), nullable=False),  # webhook, slack, pagerduty, email
+    Column("kind", String(16), nullable=False),  # firing, resolved, acknowledged
+    Column("page", Boolean, nullable=False),  # to a person, through an escalation policy
+    Column("person", String(100), nullable=True),
+    Column("level", Integer, nullable=True),
+    Column("target", JSON, nullable=False),  # the integration's settings
+    Column("body", JSON, nullable=False),
+    Column("status", String(16), nullable=False),  # pending, delivered, failed
+    Column("attempts", Integer, nullable=False),
+    Column("next_attempt_at", UTCDateTime, nullable=True),
+    Column("last_error", Text, nullable=True),
+    Column("created_at", UTCDateTime, nullable=False, index=True),
+    Column("delivered_at", UTCDateTime, nullable=True),
+)
+
+silences = Table(
+    "silences",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("matchers", JSON, nullable=False),
+    Column("starts_at", UTCDateTime, nullable=False),
+    Column("ends_at", UTCDateTime, nullable=False),
+    Column("created_by", String(200), nullable=False),
+    Column("comment", Text, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+)
+
+# Runbook runs: one per alert episode that a runbook took on, with its step and verdict.
+runbook_runs = Table(
+    "runbook_runs",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("runbook", String(NAME), nullable=False, index=True),
+    Column("fingerprint", String(16), nullable=False, index=True),
+    Column("labels", JSON, nullable=False),
+    Column("state", String(24), nullable=False),
+    Column("step", Integer, nullable=False),
+    Column("deadline", UTCDateTime, nullable=True),  # of the step's verification
+    Column("dry_run", Boolean, nullable=False),
+    Column("started_at", UTCDateTime, nullable=False),
+    Column("finished_at", UTCDateTime, nullable=True),
+    Column("outcomes", JSON, nullable=False),  # each step's action and result
+)
+
+# What remediation asks of the data plane, which applies it when it refreshes its routes:
+# a version's replica count, and a restart counter that redeploys the version when it moves.
+replica_targets = Table(
+    "replica_targets",
+    metadata,
+    Column("model", String(NAME), primary_key=True),
+    Column("version", String(NAME), primary_key=True),
+    Column("replicas", Integer, nullable=True),
+    Column("restarts", Integer, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+)
+
+# A region declared down, and where its tenants are served meanwhile.
+region_status = Table(
+    "region_status",
+    metadata,
+    Column("region", String(NAME), primary_key=True),
+    Column("status", String(16), nullable=False),  # up or down
+    Column("failover_to", String(NAME), nullable=True),
+    Column("reason", Text, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+)
+
+# A tenant's quota cut to a share of its own for a while.
+tenant_throttles = Table(
+    "tenant_throttles",
+    metadata,
+    Column("tenant", String(NAME), primary_key=True),
+    Column("factor", Float, nullable=False),
+    Column("until", UTCDateTime, nullable=False),
+    Column("reason", Text, nullable=False),
+)
+
+incidents = Table(
+    "incidents",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("group_key", String(600), nullable=False, index=True),
+    Column("title", String(300), nullable=False),
+    Column("severity", String(16), nullable=False),
+    Column("status", String(16), nullable=False),  # open, acknowledged, resolved
+    Column("labels", JSON, nullable=False),
+    Column("tenants", JSON, nullable=False),  # affected tenants
+    Column("anomaly_at", UTCDateTime, nullable=True),  # first anomalous point
+    Column("detected_at", UTCDateTime, nullable=False),
+    Column("acknowledged_at", UTCDateTime, nullable=True),
+    Column("resolved_at", UTCDateTime, nullable=True),
+    Column("resolved_by", String(200), nullable=True),  # a runbook, a person, or recovery
+    Column("pages", Integer, nullable=False),
+)
+
+incident_timeline = Table(
+    "incident_timeline",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("incident", Integer, ForeignKey("incidents.id", ondelete="CASCADE"), index=True),
+    Column("at", UTCDateTime, nullable=False),
+    Column("kind", String(64), nullable=False),
+    Column("message", Text, nullable=False),
+    Column("details", JSON, nullable=False),
+)

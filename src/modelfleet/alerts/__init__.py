@@ -1,0 +1,1 @@
+"""Alert manager: fingerprints, grouping, inhibition, silences, routing, on-call, notifiers."""

@@ -1,0 +1,1 @@
+"""Notifiers: one per integration (webhook, Slack, PagerDuty, e-mail), retried with backoff."""

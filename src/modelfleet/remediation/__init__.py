@@ -1,0 +1,1 @@
+"""Remediation: runbooks whose actions fix an alert by themselves, with guards and an audit trail."""
