@@ -1156,7 +1156,7 @@ def anomaly_detect(
     ] = AnomalyDirection.both,
     alpha: Annotated[
         float, typer.Option("--alpha", min=0, max=1, help="false-alarm rate per point")
-    ] = 1e-5,
+    ] = 3e-5,
 ) -> None:
     """Score each row of FILE.csv; writes timestamp,value,score,alarm and a summary to stderr."""
     try:

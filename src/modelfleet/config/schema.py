@@ -126,7 +126,7 @@ class AnomalySpec(Strict):
     """Streaming anomaly detection on the model's metric streams (see monitors/anomaly.py)."""
 
     enabled: bool = True
-    significance: Annotated[float, Field(gt=0.0, lt=0.01)] = 1e-4  # per point, one-sided
+    significance: Annotated[float, Field(gt=0.0, lt=0.01)] = 3e-5  # per point, one-sided
     min_requests: Annotated[int, Field(ge=1)] = 10  # a minute with fewer: ratios not judged
     severity: Literal["info", "warning", "critical"] = "critical"
 
