@@ -256,6 +256,9 @@ class RunbookAction(Strict):
     duration: Duration = timedelta(hours=1)  # throttle: how long
     verify: Duration = timedelta(minutes=3)
     approval: bool = False  # wait for a person's `modelfleet runbooks approve`
+    # Only if an alert matching these fires too, for the same tenant, model and region (a
+    # slow p99 with a rise in requests is load: scale; without one, restart).
+    when: list[MatcherText] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _scale_target(self) -> RunbookAction:

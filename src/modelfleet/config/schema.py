@@ -128,7 +128,10 @@ class AnomalySpec(Strict):
     enabled: bool = True
     significance: Annotated[float, Field(gt=0.0, lt=0.01)] = 3e-5  # per point, one-sided
     min_requests: Annotated[int, Field(ge=1)] = 10  # a minute with fewer: ratios not judged
+    # Errors, slow answers (p99) and traffic that stops harm tenants: `severity`. More demand,
+    # a slower median, less confidence and drift are worth knowing, not waking anyone for.
     severity: Literal["info", "warning", "critical"] = "critical"
+    minor_severity: Literal["info", "warning", "critical"] = "warning"
 
 
 class MonitoringSpec(Strict):

@@ -7,10 +7,13 @@ Each tick:
 - every complete minute since the last tick is one point: the detector scores it and learns
   from it, and its state is saved in the same transaction as the controller's cursor, so a
   restart loses no learning and learns nothing twice;
-- the minute still filling is *peeked* at (scored, not learned) for the ratio metrics (error
-  rate, latency, confidence) and for a rise in request rate, so a fault is seen within
-  seconds of enough requests, not at the end of its minute. A falling request rate is only
-  judged on complete minutes: a partial minute always looks low.
+- the minute still filling is *peeked* at (scored, not learned), so a fault is seen within
+  seconds of enough requests, not at the end of its minute: the ratio metrics (error rate,
+  latency, confidence) once it holds `min_requests`, and the request rate at once for a rise
+  and once half of it has passed for a fall, its deviation shrunk to a full minute's noise.
+  Telemetry reaches the store a flush late, so a rise is judged on the requests over the
+  whole elapsed part and a fall over the elapsed part less one flush interval: neither bias
+  can raise an alarm by itself.
 
 A point that alarms fires an alert (an event carrying it: alerts/sources.py) labelled with the
 stream, the metric and the direction of the deviation; its `anomaly_at` is the start of the
@@ -20,12 +23,13 @@ resolves it, and so does the stream ending (a version rolled back, a region fail
 
 from __future__ import annotations
 
+import math
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, func, select
 
 from modelfleet.config.schema import AnomalySpec, Deployment, Model, Tenant
 from modelfleet.monitors.anomaly import BAD_DIRECTION, SeasonalDetector, Verdict
@@ -34,9 +38,10 @@ from modelfleet.registry.events import Event, alert_details, record_event
 from modelfleet.registry.resources import FleetState, load_state
 from modelfleet.registry.splits import read_splits
 from modelfleet.store import Store
-from modelfleet.store.tables import detector_states, monitor_results, region_status, rollups
+from modelfleet.store.tables import detector_states, monitor_results, region_status
+from modelfleet.store.tables import rollups as rollups_table
 from modelfleet.store.upsert import upsert
-from modelfleet.telemetry.rollup import Rollup
+from modelfleet.telemetry.rollup import Rollup, pooled
 from modelfleet.telemetry.series import METRICS, StreamKey, metric_values, stream_key
 from modelfleet.telemetry.writer import read_rollups
 
@@ -44,6 +49,17 @@ SOURCE = "monitors"
 CURSOR = "anomaly"
 _MINUTE = timedelta(minutes=1)
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_DORMANT = timedelta(minutes=3)
+# The request rate is a tenant's demand, followed over all the versions that answer it (a
+# canary or a rollback moves requests between versions; it does not change the demand).
+ALL_VERSIONS = "*"  # a stream not learned from this long has paused
+# A fall in the request rate of a minute still filling is judged once this much of it has
+# passed, allowing for telemetry not flushed yet (the gateway flushes every 5 s).
+PEEK_FALL_AFTER_S = 30.0
+FLUSH_ALLOWANCE_S = 5.0
+# Minutes older than this when first seen (history on the first tick, a long stop) are learned
+# from without raising alerts: nobody can act on what is long over.
+CATCH_UP_SILENTLY_BEFORE = timedelta(minutes=5)
 # On its first tick the controller learns from this much history, not from all time.
 BACKFILL = timedelta(days=7)
 
@@ -60,6 +76,8 @@ class _Stream:
     detector: SeasonalDetector
     firing: str | None  # the direction it fires in, if it does
     anomalous_since: datetime | None
+    started_at: datetime  # when the controller first followed it, or again after a pause
+    last_minute: datetime | None = None  # the last complete minute it learned
     changed: bool = False
 
     @property
@@ -86,31 +104,40 @@ class AnomalyController:
             start = (
                 max(_minute(done + 1), current - self.backfill) if done else current - self.backfill
             )
+            if not done:  # the first tick learns from the history there is, not from before it
+                first = conn.execute(select(func.min(rollups_table.c.minute))).scalar()
+                start = max(start, first) if first is not None else current
             rollups = read_rollups(conn, since=start, until=current + _MINUTE)
             drift = _drift_scores(conn, start, current)
             by_minute: dict[datetime, dict[StreamKey, Rollup]] = defaultdict(dict)
+            demand: dict[tuple[datetime, StreamKey], list[Rollup]] = defaultdict(list)
             for rollup in rollups.values():
-                by_minute[rollup.key.minute][stream_key(rollup)] = rollup
-            streams = self._load(conn, live, specs)
+                key = stream_key(rollup)
+                by_minute[rollup.key.minute][key] = rollup
+                demand[(rollup.key.minute, replace(key, version=ALL_VERSIONS))].append(rollup)
+            for (minute_of, key), parts in demand.items():
+                by_minute[minute_of][key] = pooled(parts)  # type: ignore[assignment]
+            streams = self._load(conn, live, specs, now)
             minute = start
             while minute < current:
                 for stream in streams.values():
                     spec = specs[stream.key.model]
                     value = _value(stream, by_minute[minute].get(stream.key), drift, minute, spec)
                     verdict = stream.detector.step(minute, value)
-                    stream.changed = True
-                    events += self._judge(stream, verdict, value, minute, now, spec, final=True)
+                    stream.changed, stream.last_minute = True, minute
+                    if now - minute <= CATCH_UP_SILENTLY_BEFORE:
+                        events += self._judge(stream, verdict, value, minute, now, spec, final=True)
                 minute += _MINUTE
             for stream in streams.values():  # the minute still filling
                 spec = specs[stream.key.model]
                 filling = by_minute[current].get(stream.key)
-                value = _value(stream, filling, drift, current, spec, partial=now - current)
-                if value is None or (stream.metric == "request_rate" and filling is None):
+                if stream.metric == "request_rate":
+                    events += self._peek_rate(stream, filling, current, now, spec)
                     continue
-                verdict = stream.detector.peek(current, value)
-                if stream.metric == "request_rate" and verdict.z < 0:
-                    continue  # a partial minute looks low by construction
-                events += self._judge(stream, verdict, value, current, now, spec, final=False)
+                value = _value(stream, filling, drift, current, spec, partial=now - current)
+                if value is not None:
+                    verdict = stream.detector.peek(current, value)
+                    events += self._judge(stream, verdict, value, current, now, spec, final=False)
             events += self._end_dead_streams(conn, live, now)
             self._save(conn, streams.values(), now)
             if current > start or not done:
@@ -120,23 +147,71 @@ class AnomalyController:
         return events
 
     def _load(
-        self, conn: Connection, live: set[StreamKey], specs: dict[str, AnomalySpec]
+        self,
+        conn: Connection,
+        live: set[StreamKey],
+        specs: dict[str, AnomalySpec],
+        now: datetime,
     ) -> dict[str, _Stream]:
-        saved = {r.stream: r for r in conn.execute(select(detector_states))}
+        saved: dict[str, Any] = {r.stream: r for r in conn.execute(select(detector_states))}
+        # A stream that starts (a new version, a tenant moved to another region) learns on from
+        # the tenant's stream of the same model and metric last updated: what was normal for
+        # the tenant is the baseline its new version is judged against.
+        previous: dict[tuple[str, str, str], Any] = {}
+        for row in sorted(saved.values(), key=lambda r: r.updated_at):
+            previous[(row.metric, row.labels["tenant"], row.labels["model"])] = row
         out: dict[str, _Stream] = {}
         for key in sorted(live):
             spec = specs.get(key.model)
             if spec is None or not spec.enabled:
                 continue
             for metric in METRICS:
-                stream = _Stream(key, metric, _new_detector(metric, spec), None, None)
+                if (metric == "request_rate") != (key.version == ALL_VERSIONS):
+                    continue  # demand is the tenant's, whichever versions answer it
+                stream = _Stream(key, metric, _new_detector(metric, spec), None, None, now)
                 row = saved.get(stream.id)
                 if row is not None:
                     stream.detector = SeasonalDetector.from_state(row.state)
                     stream.firing = row.firing
                     stream.anomalous_since = row.anomalous_since
+                    stream.started_at = row.started_at
+                    stream.last_minute = row.last_minute
+                    if row.last_minute is None or now - row.last_minute > _DORMANT:
+                        stream.started_at = now  # it stopped a while (a version rolled back)
+                elif (inherited := previous.get((metric, key.tenant, key.model))) is not None:
+                    stream.detector = SeasonalDetector.from_state(inherited.state)
+                    stream.changed = True
                 out[stream.id] = stream
         return out
+
+    def _peek_rate(
+        self,
+        stream: _Stream,
+        filling: Rollup | None,
+        current: datetime,
+        now: datetime,
+        spec: AnomalySpec,
+    ) -> list[Event]:
+        elapsed = (now - current).total_seconds()
+        count = filling.requests if filling is not None else 0
+        checks = [(elapsed, 1)]  # a rise, on every request flushed so far
+        if elapsed >= PEEK_FALL_AFTER_S:  # a fall, allowing for requests not flushed yet
+            checks.append((elapsed - FLUSH_ALLOWANCE_S, -1))
+        for seconds, sign in checks:
+            if seconds <= 0:
+                continue
+            raw = count / seconds
+            expected = stream.detector.peek(current, raw).expected
+            if not math.isfinite(expected):
+                continue
+            # A rate over part of a minute is noisier than over all of it (Poisson: its sd
+            # grows as 1 / sqrt(seconds)); its deviation is shrunk by sqrt(seconds / 60) so
+            # that it is judged at a full minute's noise, and no more alarms than one.
+            value = expected + (raw - expected) * math.sqrt(min(1.0, seconds / 60.0))
+            verdict = stream.detector.peek(current, value)
+            if verdict.alarm and _deviation(verdict) * sign > 0:
+                return self._judge(stream, verdict, value, current, now, spec, final=False)
+        return []
 
     def _judge(
         self,
@@ -149,8 +224,14 @@ class AnomalyController:
         *,
         final: bool,
     ) -> list[Event]:
+        direction = "up" if _deviation(verdict) > 0 else "down"
+        if (
+            stream.metric == "request_rate"
+            and direction == "down"
+            and minute <= stream.started_at.replace(second=0, microsecond=0)
+        ):
+            return []  # the stream began within this minute: it was never going to be full
         if verdict.alarm:
-            direction = "up" if verdict.z > 0 else "down"
             if stream.firing == direction:
                 return []
             events = []
@@ -160,7 +241,10 @@ class AnomalyController:
                 )
             stream.firing, stream.anomalous_since, stream.changed = direction, minute, True
             return [*events, self._event(stream, direction, "firing", now, spec, value, verdict)]
-        if final and stream.firing is not None and value is not None:
+        # A clean complete minute ends an alert; so does a clean minute still filling, for the
+        # ratios (a partial minute's rate is low by construction, so not for request_rate).
+        ratio = stream.metric != "request_rate"
+        if (final or ratio) and stream.firing is not None and value is not None:
             event = self._event(stream, stream.firing, "resolved", now, spec, value, verdict)
             stream.firing, stream.anomalous_since, stream.changed = None, None, True
             return [event]
@@ -179,7 +263,7 @@ class AnomalyController:
         k = stream.key
         labels = {
             "alertname": alert_name(stream.metric),
-            "severity": spec.severity,
+            "severity": _severity(stream.metric, direction, spec),
             "metric": stream.metric,
             "direction": direction,
             "scope": "model",
@@ -194,7 +278,7 @@ class AnomalyController:
             at=now,
             source=SOURCE,
             kind=f"anomaly.{state}",
-            severity=spec.severity if state == "firing" else "info",
+            severity=labels["severity"] if state == "firing" else "info",  # type: ignore[arg-type]
             subject=f"{k.model}/{k.version}",
             message=f"{labels['alertname']} {state}: {summary}",
             details={
@@ -257,6 +341,8 @@ class AnomalyController:
                 "state": s.detector.state(),
                 "firing": s.firing,
                 "anomalous_since": s.anomalous_since,
+                "started_at": s.started_at,
+                "last_minute": s.last_minute,
                 "updated_at": now,
             }
             for s in streams
@@ -267,8 +353,28 @@ class AnomalyController:
             detector_states,
             rows,
             unique=["stream"],
-            update=["state", "firing", "anomalous_since", "updated_at"],
+            update=[
+                "state",
+                "firing",
+                "anomalous_since",
+                "started_at",
+                "last_minute",
+                "updated_at",
+            ],
         )
+
+
+def _deviation(verdict: Verdict) -> float:
+    """Which way the point deviates: its own z when that is what alarms (a spike), else the
+    level-shift statistic's (a shift that outlasts the points that made it)."""
+    return verdict.z if abs(verdict.z) >= 3.0 else verdict.shift
+
+
+def _severity(metric: str, direction: str, spec: AnomalySpec) -> str:
+    harmful = metric in ("error_rate", "latency_p99") or (
+        metric == "request_rate" and direction == "down"
+    )
+    return spec.severity if harmful else spec.minor_severity
 
 
 def _new_detector(metric: str, spec: AnomalySpec) -> SeasonalDetector:
@@ -300,6 +406,12 @@ def _anomaly_specs(state: FleetState) -> dict[str, AnomalySpec]:
 
 
 def _live_streams(conn: Connection, state: FleetState) -> set[StreamKey]:
+    """Every live (tenant, model, version, region), and each (tenant, model, all, region)."""
+    keys = _live_versions(conn, state)
+    return keys | {replace(k, version=ALL_VERSIONS) for k in keys}
+
+
+def _live_versions(conn: Connection, state: FleetState) -> set[StreamKey]:
     """The (tenant, model, version, region) streams traffic should be flowing on now.
 
     The region of a tenant's traffic is recorded by the gateway that served it; a stream is
@@ -333,14 +445,14 @@ def _live_streams(conn: Connection, state: FleetState) -> set[StreamKey]:
 def _recent_regions(conn: Connection) -> dict[str, set[str]]:
     """The regions each tenant's traffic has been served in, as the detectors know them."""
     since = conn.execute(
-        select(rollups.c.minute).order_by(rollups.c.minute.desc()).limit(1)
+        select(rollups_table.c.minute).order_by(rollups_table.c.minute.desc()).limit(1)
     ).scalar()
     out: dict[str, set[str]] = defaultdict(set)
     if since is None:
         return out
     rows = conn.execute(
-        select(rollups.c.tenant, rollups.c.region)
-        .where(rollups.c.minute >= since - timedelta(hours=1))
+        select(rollups_table.c.tenant, rollups_table.c.region)
+        .where(rollups_table.c.minute >= since - timedelta(hours=1))
         .distinct()
     )
     for tenant, region in rows:

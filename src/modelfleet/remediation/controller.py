@@ -227,7 +227,12 @@ class RemediationController:
                 operations=self.operations,
                 alert_started_at=alert_started_at,
             )
-            if run.dry_run:
+            if step.when and not _holds(conn, step.when, run.labels):
+                outcome_text, done = (
+                    f"{step.action} skipped: no alert {', '.join(step.when)}",
+                    False,
+                )
+            elif run.dry_run:
                 outcome_text, done = f"would {step.action} (dry run)", False
             else:
                 outcome = ACTIONS[step.action](context)
@@ -257,6 +262,17 @@ class RemediationController:
             else f"{runbook.name}: every step tried and the alert still fires: a person is paged"
         )
         return [*events, _event(run, "escalated" if not run.dry_run else "dry_run", message, now)]
+
+
+def _holds(conn: Connection, when: list[str], labels: dict[str, str]) -> bool:
+    """Whether an alert matching `when` fires for the same tenant, model and region."""
+    matchers = parse_matchers(when)
+    shared = [k for k in ("tenant", "model", "region") if k in labels]
+    for row in conn.execute(select(alerts.c.labels).where(alerts.c.state == "firing")):
+        other = dict(row.labels)
+        if matches_all(matchers, other) and all(other.get(k) == labels[k] for k in shared):
+            return True
+    return False
 
 
 def _lift_throttles(conn: Connection, now: datetime) -> None:

@@ -391,6 +391,7 @@ detector_states = Table(
     Column("last_minute", UTCDateTime, nullable=True),  # the last complete minute learned
     Column("firing", String(8), nullable=True),  # the direction it alarms in: up or down
     Column("anomalous_since", UTCDateTime, nullable=True),  # first anomalous point, if alarming
+    Column("started_at", UTCDateTime, nullable=False),  # when the stream was first followed
     Column("updated_at", UTCDateTime, nullable=False),
 )
 

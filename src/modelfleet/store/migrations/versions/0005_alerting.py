@@ -86,6 +86,7 @@ def upgrade() -> None:
         sa.Column("last_minute", TZ, nullable=True),
         sa.Column("firing", sa.String(length=8), nullable=True),
         sa.Column("anomalous_since", TZ, nullable=True),
+        sa.Column("started_at", TZ, nullable=False),
         sa.Column("updated_at", TZ, nullable=False),
         sa.PrimaryKeyConstraint("stream", name=op.f("pk_detector_states")),
     )
