@@ -6,7 +6,7 @@ EXAMPLE := examples/retail-vision
 PG_READY = pg_isready -q -h 127.0.0.1 -p 5432
 REDIS_READY = redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1
 
-.PHONY: demo test lint setup services clean bench-gateway bench-drift
+.PHONY: demo test lint setup services clean bench-gateway bench-drift bench-response
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -46,6 +46,10 @@ bench-gateway: setup
 # .bench/evidently on first use.
 bench-drift: setup
 	$(PY) benchmarks/drift.py
+
+# A benchmark, not a test: six fault drills and a fault-free week on a virtual clock (~4 min).
+bench-response: setup $(EXAMPLE)/artifacts/.trained
+	$(PY) benchmarks/response.py
 
 clean:
 	rm -rf $(VENV) .modelfleet $(EXAMPLE)/artifacts

@@ -6,6 +6,7 @@ Errors are turned into exit codes here and only here: 0 success, 1 failure, 2 in
 from __future__ import annotations
 
 import json
+import logging
 import signal
 import sys
 from collections.abc import Callable, Mapping
@@ -72,6 +73,7 @@ from modelfleet.sim.demo import (
     start_demo_gateway,
     watch,
 )
+from modelfleet.sim.response import SCENARIOS, run_scenario
 from modelfleet.sim.rollout import Round
 from modelfleet.sim.traffic import Tally
 from modelfleet.store import Store, current_revision, head_revision, open_store, upgrade
@@ -273,6 +275,10 @@ def _listing(kind: Kind, found: list[Registered], versions: list[Registered]) ->
                 r.resource.name, d.model, tenants, d.version, f"{style}{serving}", strategy, pins
             )
     return table
+
+
+def _seconds(value: timedelta | None) -> str:
+    return "-" if value is None else f"{value.total_seconds():.0f} s"
 
 
 def _when(t: Any) -> str:
@@ -553,6 +559,33 @@ def demo(
         out.print(_rollouts_table([result.rollout]))
         out.print(_timeline_table(result.timeline))
 
+    out.rule("5. an incident, fixed by a runbook")
+    out.print(
+        "Two gateways (eu-west, us-east) serve three shops over HTTP; the detectors learned two "
+        "days of history. Then eu-west's replicas of v1 crash. The control loop ticks every 10 s "
+        f"of virtual time with the example's {example / 'alerting.yaml'}: routes, on-call, "
+        "runbooks. (`make bench-response` runs all six drills.)\n"
+    )
+    quiet = logging.getLogger("modelfleet")
+    level = quiet.level
+    quiet.setLevel(logging.ERROR)  # the drill's own log lines would drown its timeline
+    try:
+        with out.status("running the replica-crash drill"):
+            drill = run_scenario(example, SCENARIOS[0], workdir=database.parent / "drill")
+    finally:
+        quiet.setLevel(level)
+    for incident in drill.incidents:
+        out.print(
+            f"incident {incident.id} ({incident.severity}): {escape(incident.title)}\n"
+            f"  detected {_seconds(drill.mttd)} after the crash, resolved by "
+            f"{incident.resolved_by} {_seconds(incident.mttr)} later; {incident.pages} page(s)"
+        )
+        table = Table("WHEN", "EVENT", "WHAT", box=None)
+        table.columns[-1].overflow = "fold"
+        for entry in drill.timelines.get(incident.id, []):
+            table.add_row(_when(entry.at), entry.kind, escape(entry.message))
+        out.print(table)
+
     out.rule("summary")
     served = sum(t.codes[200] for t in tallies.values())
     refused = sum(t.codes[429] for t in tallies.values())
@@ -572,8 +605,10 @@ def demo(
         )
         + ".\nRollouts: "
         + ", ".join(f"{v} {s.replace('_', ' ')}" for v, s in states.items())
-        + f".\nExplore it: MODELFLEET_HOME={database.parent} modelfleet rollout status "
-        "product-recognizer"
+        + f".\nIncident: {'fixed by a runbook' if drill.resolved_automatically else 'NOT fixed'}"
+        f" in {_seconds(drill.mttr)}, {drill.pages} page(s)."
+        + f"\nExplore it: MODELFLEET_HOME={database.parent} modelfleet rollout status "
+        f"product-recognizer; MODELFLEET_HOME={database.parent / 'drill'} modelfleet incidents list"
     )
     if stay:
         serving = start_demo_gateway(settings, database, clock)
@@ -597,6 +632,8 @@ def demo(
     expected = {"v3": "refused", "v2": "promoted", "v4": "rolled_back"}
     if states != expected:
         raise ModelfleetError(f"the demo's rollouts ended {states}, expected {expected}")
+    if not drill.resolved_automatically:
+        raise ModelfleetError("the demo's replica crash was not fixed by a runbook; see above")
 
 
 def _print_round(rollout: rollouts.Rollout, round_: Round, now: datetime) -> None:

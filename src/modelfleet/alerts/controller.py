@@ -493,8 +493,9 @@ def _alert_event(
         kind="alert.firing" if firing else "alert.resolved",
         severity=severity,  # type: ignore[arg-type]
         subject=alert.name,
-        message=f"{alert.name} {'fires' if firing else 'resolved'}"
-        + (f": {summary}" if summary else ""),
+        message=f"{alert.name} fires: {summary}"
+        if firing and summary
+        else f"{alert.name} {'fires' if firing else 'resolved'}",
         details=details,
         tenant=alert.labels.get("tenant"),
     )

@@ -52,7 +52,13 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _DORMANT = timedelta(minutes=3)
 # The request rate is a tenant's demand, followed over all the versions that answer it (a
 # canary or a rollback moves requests between versions; it does not change the demand).
-ALL_VERSIONS = "*"  # a stream not learned from this long has paused
+ALL_VERSIONS = "*"
+_RATIOS = (
+    "error_rate",
+    "latency_p50",
+    "latency_p99",
+    "confidence",
+)  # a stream not learned from this long has paused
 # A fall in the request rate of a minute still filling is judged once this much of it has
 # passed, allowing for telemetry not flushed yet (the gateway flushes every 5 s).
 PEEK_FALL_AFTER_S = 30.0
@@ -89,9 +95,17 @@ class _Stream:
 class AnomalyController:
     """Scores every live metric stream each tick; see the module docstring."""
 
-    def __init__(self, store: Store, *, backfill: timedelta = BACKFILL) -> None:
+    def __init__(
+        self,
+        store: Store,
+        *,
+        backfill: timedelta = BACKFILL,
+        silent_catch_up: timedelta | None = CATCH_UP_SILENTLY_BEFORE,
+    ) -> None:
         self.store = store
         self.backfill = backfill
+        # None: every minute learned can alert, however old (a replay judging all of it).
+        self.silent_catch_up = silent_catch_up
 
     def tick(self, now: datetime) -> list[Event]:
         current = now.replace(second=0, microsecond=0)
@@ -122,10 +136,12 @@ class AnomalyController:
             while minute < current:
                 for stream in streams.values():
                     spec = specs[stream.key.model]
-                    value = _value(stream, by_minute[minute].get(stream.key), drift, minute, spec)
+                    point = by_minute[minute].get(stream.key)
+                    value = _value(stream, point, drift, minute, spec)
+                    value = _at_full_minute(stream, value, point, minute, spec)
                     verdict = stream.detector.step(minute, value)
                     stream.changed, stream.last_minute = True, minute
-                    if now - minute <= CATCH_UP_SILENTLY_BEFORE:
+                    if self.silent_catch_up is None or now - minute <= self.silent_catch_up:
                         events += self._judge(stream, verdict, value, minute, now, spec, final=True)
                 minute += _MINUTE
             for stream in streams.values():  # the minute still filling
@@ -135,6 +151,7 @@ class AnomalyController:
                     events += self._peek_rate(stream, filling, current, now, spec)
                     continue
                 value = _value(stream, filling, drift, current, spec, partial=now - current)
+                value = _at_full_minute(stream, value, filling, current, spec)
                 if value is not None:
                     verdict = stream.detector.peek(current, value)
                     events += self._judge(stream, verdict, value, current, now, spec, final=False)
@@ -395,6 +412,24 @@ def _value(
         return drift.get((k.tenant, k.model, k.version, minute))
     seconds = partial.total_seconds() if partial is not None else 60.0
     return metric_values(rollup, seconds, min_requests=spec.min_requests)[stream.metric]
+
+
+def _at_full_minute(
+    stream: _Stream, value: float | None, rollup: Rollup | None, minute: datetime, spec: AnomalySpec
+) -> float | None:
+    """A ratio over fewer requests than a full minute's is noisier (the noise of a mean or a
+    rate shrinks as 1 / sqrt(n)): its deviation from the forecast is shrunk by
+    sqrt(n / full_minute_requests), so a quiet night or a minute just begun is judged at a full
+    minute's noise, and learned as such."""
+    if value is None or rollup is None or stream.metric not in _RATIOS:
+        return value
+    served = rollup.requests - rollup.status["rejected"]
+    if served >= spec.full_minute_requests:
+        return value
+    expected = stream.detector.peek(minute, value).expected
+    if not math.isfinite(expected):
+        return value
+    return expected + (value - expected) * math.sqrt(served / spec.full_minute_requests)
 
 
 def _anomaly_specs(state: FleetState) -> dict[str, AnomalySpec]:

@@ -38,7 +38,7 @@ from modelfleet.gateway.app import Gateway, GatewaySettings
 from modelfleet.gateway.quotas import LocalQuotas
 from modelfleet.gateway.routing import version_spec
 from modelfleet.gateway.server import GatewayServer, ServingThread
-from modelfleet.incidents import Incident, list_incidents
+from modelfleet.incidents import Incident, TimelineEntry, list_incidents, timeline
 from modelfleet.registry import apply_fleet, create_key, load_state
 from modelfleet.registry.splits import set_serving_version
 from modelfleet.runtime.backend import VersionRef
@@ -73,6 +73,7 @@ class Outcome:
     fault_at: datetime
     incidents: list[Incident]
     pages: int
+    timelines: dict[int, list[TimelineEntry]] = field(default_factory=dict)
 
     @property
     def detected(self) -> bool:
@@ -126,7 +127,10 @@ class ResponseDrill:
         self.clock = VirtualClock(START)
         self.receiver = Receiver()
         self.receiver.start()
-        url = f"sqlite:///{workdir / 'fleet.db'}"
+        database = workdir / "fleet.db"
+        for stale in (database, Path(f"{database}-wal"), Path(f"{database}-shm")):
+            stale.unlink(missing_ok=True)  # a drill starts from nothing
+        url = f"sqlite:///{database}"
         self.store = open_store(url)
         self._apply()
         with self.store.begin() as conn:
@@ -260,9 +264,9 @@ class ResponseDrill:
     def outcome(self, scenario: str, fault_at: datetime) -> Outcome:
         with self.store.begin() as conn:
             found = [i for i in list_incidents(conn, limit=1000) if i.detected_at >= fault_at]
-        return Outcome(
-            scenario, fault_at, sorted(found, key=lambda i: i.id), sum(i.pages for i in found)
-        )
+            timelines = {i.id: timeline(conn, i.id) for i in found}
+        found.sort(key=lambda i: i.id)
+        return Outcome(scenario, fault_at, found, sum(i.pages for i in found), timelines)
 
     def close(self) -> None:
         for serving in self.gateways.values():
