@@ -379,8 +379,13 @@ def up(
     tick: Annotated[float, typer.Option(min=0.1, help="seconds between control ticks")] = 5.0,
 ) -> None:
     """Serve the gateway on the store's fleet until SIGTERM or Ctrl-C (then exits 0)."""
-    store = open_store(_settings().database_url)  # fail here, clearly, if the store is unusable
-    loop = ControlLoop(controllers(store), clock, interval_s=tick) if control else None
+    settings = _settings()
+    store = open_store(settings.database_url)  # fail here, clearly, if the store is unusable
+    loop = (
+        ControlLoop(controllers(store, secrets=settings.secrets), clock, interval_s=tick)
+        if control
+        else None
+    )
     if loop is not None:
         loop.start()
     try:

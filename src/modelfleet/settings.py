@@ -6,9 +6,10 @@ Everything else receives a `Settings` (or the values in it) from the CLI or the 
 from __future__ import annotations
 
 import getpass
+import hashlib
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 DEFAULT_HOME = Path(".modelfleet")
@@ -24,6 +25,11 @@ class Settings:
     region: the region this gateway serves (MODELFLEET_REGION), recorded in telemetry.
     redis_url: when set (MODELFLEET_REDIS_URL), quotas are shared through this Redis.
     telemetry: MODELFLEET_TELEMETRY=off turns rollups off (for measuring their cost).
+    admin_token_sha256: the SHA-256 of MODELFLEET_ADMIN_TOKEN, the operators' token for the
+        HTTP APIs that act on the whole fleet (silences); only the hash is kept, and it is
+        never logged. None: those APIs are off.
+    secrets: the values of MODELFLEET_SECRET_* variables, by full name, for receivers that
+        name one (an SMTP password).
     """
 
     database_url: str
@@ -32,6 +38,8 @@ class Settings:
     region: str = "local"
     redis_url: str | None = None
     telemetry: bool = True
+    admin_token_sha256: str | None = field(default=None, repr=False)
+    secrets: Mapping[str, str] = field(default_factory=dict, repr=False)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -46,7 +54,13 @@ class Settings:
             region=env.get("MODELFLEET_REGION", "local"),
             redis_url=env.get("MODELFLEET_REDIS_URL") or None,
             telemetry=env.get("MODELFLEET_TELEMETRY", "on").lower() not in ("off", "0", "false"),
+            admin_token_sha256=_sha256(env.get("MODELFLEET_ADMIN_TOKEN")),
+            secrets={k: v for k, v in env.items() if k.startswith("MODELFLEET_SECRET_")},
         )
+
+
+def _sha256(token: str | None) -> str | None:
+    return hashlib.sha256(token.encode()).hexdigest() if token else None
 
 
 def _login_name() -> str:

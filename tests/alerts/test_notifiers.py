@@ -469,10 +469,12 @@ def test_email_notifier_logs_in_with_the_password_from_the_secrets(
     smtp_receiver: SMTPReceiver,
 ) -> None:
     target = email_config(
-        smtp_receiver, username=SMTP_LOGIN, password_env="MODELFLEET_SMTP_PASSWORD"
+        smtp_receiver, username=SMTP_LOGIN, password_env="MODELFLEET_SECRET_SMTP_PASSWORD"
     ).model_dump(mode="json", by_alias=True)
 
-    notifier = notifier_for("email", target, secrets={"MODELFLEET_SMTP_PASSWORD": SMTP_PASSWORD})
+    notifier = notifier_for(
+        "email", target, secrets={"MODELFLEET_SECRET_SMTP_PASSWORD": SMTP_PASSWORD}
+    )
     assert deliver(notifier, notification()) == DeliveryResult(ok=True)
 
     assert smtp_receiver.logins == [SMTP_LOGIN]
@@ -603,7 +605,11 @@ def test_notifier_for_builds_each_integration_from_its_stored_json(
         ("pagerduty", {}, "not a valid pagerduty config"),
         (
             "email",
-            {"from": "f@acme.example", "smarthost": "mx:25", "password_env": "SMTP_PW"},
+            {
+                "from": "f@acme.example",
+                "smarthost": "mx:25",
+                "password_env": "MODELFLEET_SECRET_SMTP_PW",
+            },
             "SMTP_PW is not set",
         ),
         ("sms", {}, "unknown integration 'sms'"),

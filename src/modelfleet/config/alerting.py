@@ -106,7 +106,11 @@ class EmailConfig(Strict):
     smarthost: Annotated[str, StringConstraints(pattern=r"^[^:\s]+:\d+$")]  # host:port
     starttls: bool = False
     username: str | None = None
-    password_env: str | None = None  # the name of the variable that holds the password
+    # The environment variable that holds the password; modelfleet reads only those named
+    # MODELFLEET_SECRET_*, so a fleet file cannot have any other variable mailed out.
+    password_env: (
+        Annotated[str, StringConstraints(pattern=r"^MODELFLEET_SECRET_[A-Z0-9_]+$")] | None
+    ) = None
 
 
 class ReceiverSpec(Strict):

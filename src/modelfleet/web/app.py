@@ -1,7 +1,8 @@
 """What `modelfleet up` serves: the gateway, with the web APIs beside it on the same port.
 
-Requests under `/v1/review` go to the review API; everything else, the lifespan included, to
-the gateway. The gateway stays the data plane and imports nothing from here.
+Requests under `/v1/review` go to the tenants' review API, those under `/api/v2` to the
+operators' alerts API (Alertmanager's paths); everything else, the lifespan included, to the
+gateway. The gateway stays the data plane and imports nothing from here.
 """
 
 from __future__ import annotations
@@ -11,25 +12,40 @@ from modelfleet.gateway.app import Receive, Scope, Send
 from modelfleet.gateway.server import GatewayServer, build_server
 from modelfleet.settings import Settings
 from modelfleet.store import open_store
-from modelfleet.web.review_api import PREFIX, ReviewAPI
+from modelfleet.web import alerts_api, review_api
+from modelfleet.web.alerts_api import AlertsAPI
+from modelfleet.web.review_api import ReviewAPI
 
 
 class FleetApp:
-    def __init__(self, gateway: GatewayServer, review: ReviewAPI) -> None:
+    def __init__(
+        self, gateway: GatewayServer, review: ReviewAPI, alerts: AlertsAPI | None = None
+    ) -> None:
         self.gateway = gateway
         self.review = review
+        self.alerts = alerts
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path = scope.get("path", "")
-        if scope["type"] == "http" and (path == PREFIX or path.startswith(PREFIX + "/")):
+        if scope["type"] == "http" and _under(path, review_api.PREFIX):
             await self.review(scope, receive, send)
+        elif (
+            scope["type"] == "http" and self.alerts is not None and _under(path, alerts_api.PREFIX)
+        ):
+            await self.alerts(scope, receive, send)
         else:
             await self.gateway(scope, receive, send)
 
 
+def _under(path: str, prefix: str) -> bool:
+    return path == prefix or path.startswith(prefix + "/")
+
+
 def build_app(settings: Settings, clock: Clock, **options: object) -> FleetApp:
     gateway = build_server(settings, clock, **options)
-    return FleetApp(gateway, ReviewAPI(open_store(settings.database_url), clock))
+    store = open_store(settings.database_url)
+    alerts = AlertsAPI(store, clock, admin_token_sha256=settings.admin_token_sha256)
+    return FleetApp(gateway, ReviewAPI(store, clock), alerts)
 
 
 def create_app() -> FleetApp:
