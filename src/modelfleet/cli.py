@@ -374,7 +374,10 @@ def up(
     workers: Annotated[int, typer.Option(min=1, help="worker processes")] = 1,
     control: Annotated[
         bool,
-        typer.Option(help="also run the control loop (rollouts); one process per store should"),
+        typer.Option(
+            help="also run the control loop (rollouts, monitors, alerts, runbooks, incidents);"
+            " one process per store should"
+        ),
     ] = True,
     tick: Annotated[float, typer.Option(min=0.1, help="seconds between control ticks")] = 5.0,
 ) -> None:
