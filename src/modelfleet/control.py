@@ -26,6 +26,7 @@ from modelfleet.review import ReviewController
 from modelfleet.review.queue import open_review
 from modelfleet.rollouts.commands import roll_back_deployment
 from modelfleet.rollouts.controller import RolloutController
+from modelfleet.sla.controller import SLAController
 from modelfleet.store import Store
 
 log = logging.getLogger(__name__)
@@ -47,6 +48,7 @@ def controllers(
         MonitorController(store),
         AnomalyController(store),
         ReviewController(store),
+        SLAController(store),
         AlertController(
             store, secrets=secrets, external_url=external_url or "http://localhost:8080"
         ),

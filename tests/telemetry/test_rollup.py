@@ -284,3 +284,49 @@ def test_predicted_classes_are_counted_merged_and_stored() -> None:
     assert Rollup.from_dict(a.to_dict()) == a
     with pytest.raises(ValueError, match="expected 2 predicted classes"):
         a.record(200, 0.01, classes=[1], rows=2)
+
+
+def test_a_rollup_counts_valid_requests_within_each_threshold_apart_from_client_errors() -> None:
+    rollup = Rollup(KEY, thresholds=THRESHOLDS)
+    rollup.record(200, 0.1)
+    rollup.record(404, 0.05)  # a client error: within every threshold, but not valid
+    rollup.record(503, 0.3)  # a server error is valid: it counts if it was fast enough
+    rollup.record(200, 2.0)
+    rollup.record_rejection()
+    assert rollup.under_threshold == {0.1: 2, 0.25: 2, 0.5: 3, 1.0: 3}
+    assert rollup.valid_under_threshold == {0.1: 1, 0.25: 1, 0.5: 2, 1.0: 2}
+
+
+@settings(max_examples=60)
+@given(st.lists(requests(), max_size=30), st.integers(0, 30))
+def test_valid_counts_within_thresholds_merge_by_addition_and_survive_a_round_trip(
+    rs: list[Request], cut: int
+) -> None:
+    left, right = rollup_of(rs[:cut]), rollup_of(rs[cut:])
+    left.merge(right)
+    expected = {t: sum(r.status // 100 != 4 and r.latency_s <= t for r in rs) for t in THRESHOLDS}
+    assert left.valid_under_threshold == expected
+    assert Rollup.from_dict(json.loads(json.dumps(left.to_dict()))) == left
+
+
+def test_a_rollup_stored_before_valid_counts_existed_reads_them_capped_at_its_valid_requests() -> (
+    None
+):
+    rollup = Rollup(KEY, thresholds=THRESHOLDS)
+    for status, latency_s in [(200, 0.3), (404, 0.05), (404, 0.05), (200, 0.05)]:
+        rollup.record(status, latency_s)
+    old = rollup.to_dict()
+    del old["valid_under_threshold"]
+    read = Rollup.from_dict(old)
+    # under_threshold is 3 at 0.1s (two of them 4xx) but only 2 requests were valid
+    assert read.under_threshold == rollup.under_threshold
+    assert read.valid_under_threshold == {0.1: 2, 0.25: 2, 0.5: 2, 1.0: 2}
+
+
+def test_a_stored_rollup_with_more_valid_answers_within_a_threshold_than_served_is_refused() -> (
+    None
+):
+    data = rollup_of([Request(200, 0.05, None)]).to_dict()
+    data["valid_under_threshold"] = [2, 2, 2, 2]
+    with pytest.raises(ValueError, match="valid"):
+        Rollup.from_dict(data)

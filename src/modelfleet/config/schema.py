@@ -20,6 +20,7 @@ from modelfleet.config.alerting import (
     RunbookSpec,
 )
 from modelfleet.config.base import Duration, Name, Strict
+from modelfleet.config.sla import SLASpec
 
 API_VERSION: Final = "modelfleet/v1"
 
@@ -325,8 +326,13 @@ class Runbook(_Document):
     spec: RunbookSpec
 
 
+class SLA(_Document):
+    kind: Literal["SLA"]
+    spec: SLASpec
+
+
 # Kinds of the control plane, stored whole as declarations (see registry/declarations.py).
-Declared = AlertRule | Receiver | AlertRouting | OnCallSchedule | EscalationPolicy | Runbook
+Declared = AlertRule | Receiver | AlertRouting | OnCallSchedule | EscalationPolicy | Runbook | SLA
 DECLARED_KINDS: dict[str, type[Declared]] = {
     "AlertRule": AlertRule,
     "Receiver": Receiver,
@@ -334,6 +340,7 @@ DECLARED_KINDS: dict[str, type[Declared]] = {
     "OnCallSchedule": OnCallSchedule,
     "EscalationPolicy": EscalationPolicy,
     "Runbook": Runbook,
+    "SLA": SLA,
 }
 
 Resource = Tenant | Model | ModelVersion | Deployment | Declared

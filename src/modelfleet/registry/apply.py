@@ -20,6 +20,7 @@ from modelfleet.config.alerting import Route
 from modelfleet.config.loader import Document, FieldPath, Fleet, Source
 from modelfleet.config.schema import (
     DECLARED_KINDS,
+    SLA,
     AlertRouting,
     Deployment,
     EscalationPolicy,
@@ -199,7 +200,12 @@ def _alerting_references(desired: list[_Desired], declared: set[Identity]) -> li
     routings = [i for i in declared if i[0] == "AlertRouting"]
     for d in desired:
         r, source = d.resource, d.document.source
-        if isinstance(r, Receiver):
+        if isinstance(r, SLA):
+            for i, tenant in enumerate(r.spec.tenants):
+                need(source, ("spec", "tenants", i), Tenant, tenant)
+            for i, model in enumerate(r.spec.models):
+                need(source, ("spec", "models", i), Model, model)
+        elif isinstance(r, Receiver):
             need(source, ("spec", "escalation"), EscalationPolicy, r.spec.escalation)
         elif isinstance(r, EscalationPolicy):
             for i, level in enumerate(r.spec.levels):

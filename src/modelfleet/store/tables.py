@@ -550,3 +550,25 @@ incident_timeline = Table(
     Column("message", Text, nullable=False),
     Column("details", JSON, nullable=False),
 )
+
+# -- customer SLAs --------------------------------------------------------------------------
+
+# Service credits: one row per (SLA, tenant, period), provisional while the period runs and
+# final once it has closed; a final row is never changed again.
+sla_credits = Table(
+    "sla_credits",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("sla", String(NAME), nullable=False),
+    Column("tenant", String(NAME), nullable=False, index=True),
+    Column("period", String(7), nullable=False),  # 2026-11, in the SLA's time zone
+    Column("state", String(16), nullable=False),  # provisional or final
+    Column("slis", JSON, nullable=False),  # each SLO's good, total and value
+    Column("share", Float, nullable=False),  # of the monthly fee
+    Column("amount", Float, nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("reasons", JSON, nullable=False),
+    Column("computed_at", UTCDateTime, nullable=False),
+    Column("notified_at", UTCDateTime, nullable=True),
+    UniqueConstraint("sla", "tenant", "period", name="uq_sla_credits_period"),
+)

@@ -14,6 +14,12 @@ Invariants of a rollup:
 - requests == sum(status.values()); "rejected" counts quota rejections, which never reached a
   model, and the other classes count served requests by HTTP status class.
 - latency.count == requests - status["rejected"], and under_threshold[t] <= latency.count.
+- valid_under_threshold[t] counts the valid requests (served, not 4xx) answered within t, what
+  a latency SLO counts as good: valid_under_threshold[t] <= under_threshold[t] and
+  valid_under_threshold[t] <= latency.count - status["4xx"]. A rollup stored before this count
+  existed reads it as min(under_threshold[t], latency.count - status["4xx"]): the best figure
+  left, which counts a client error answered within t as a valid one for as long as the served
+  requests allow (an over-estimate by at most the fast 4xx of that minute).
 - Each feature histogram's total is the rows of the requests recorded with features: a feature
   absent from a request's features counts as missing for each of its rows.
 - A shadow rollup (`key.shadow`) counts the requests mirrored to a candidate version, whose
@@ -105,6 +111,7 @@ class Rollup:
         "status",
         "thresholds",
         "under_threshold",
+        "valid_under_threshold",
     )
 
     def __init__(
@@ -120,6 +127,7 @@ class Rollup:
         self.rows = 0
         self.latency = LatencySketch()
         self.under_threshold = dict.fromkeys(self.thresholds, 0)
+        self.valid_under_threshold = dict.fromkeys(self.thresholds, 0)  # not 4xx
         self.confidence = Histogram(CONFIDENCE_EDGES)
         self.features = {name: Histogram(edges) for name, edges in (feature_edges or {}).items()}
         self.compared = 0
@@ -165,9 +173,12 @@ class Rollup:
         self.latency.add(latency_s)  # refuses a negative or non-finite latency before any count
         self.status[status_class] += 1
         self.rows += rows
+        valid = status_class != "4xx"
         for threshold in self.thresholds:
             if latency_s <= threshold:
                 self.under_threshold[threshold] += 1
+                if valid:
+                    self.valid_under_threshold[threshold] += 1
         if confidences is not None:
             if rows == 1:  # the common one-row request, without add_many's generality
                 self.confidence.add(float(confidences[0]))
@@ -219,6 +230,8 @@ class Rollup:
         self.rows += other.rows
         for threshold, count in other.under_threshold.items():
             self.under_threshold[threshold] += count
+        for threshold, count in other.valid_under_threshold.items():
+            self.valid_under_threshold[threshold] += count
         self.confidence.merge(other.confidence)
         for name, histogram in other.features.items():
             self.features[name].merge(histogram)
@@ -255,6 +268,7 @@ class Rollup:
             "latency": self.latency.to_dict(),
             "thresholds": list(self.thresholds),
             "under_threshold": [self.under_threshold[t] for t in self.thresholds],
+            "valid_under_threshold": [self.valid_under_threshold[t] for t in self.thresholds],
             "confidence": self.confidence.to_dict(),
             "features": {name: self.features[name].to_dict() for name in sorted(self.features)},
             "compared": self.compared,
@@ -282,6 +296,8 @@ class Rollup:
                 feature_edges={name: h.edges for name, h in features.items()},
             )
             status, under = dict(data["status"]), list(data["under_threshold"])
+            stored_valid = data.get("valid_under_threshold")  # absent: written before it existed
+            valid_under = None if stored_valid is None else list(stored_valid)
             rows = data["rows"]
             latency = LatencySketch.from_dict(data["latency"])
             confidence = Histogram.from_dict(data["confidence"])
@@ -295,14 +311,25 @@ class Rollup:
             raise ValueError(f"not a rollup: {exc}") from exc
         counts = [rows, *status.values(), *under, compared, agreed, *classes.values()]
         counts += [n for values in categories.values() for n in values.values()]
+        counts += valid_under or []
         if set(status) != set(STATUS_CLASSES) or len(under) != len(rollup.thresholds):
             raise ValueError("not a rollup: status classes or threshold counts do not match")
+        if valid_under is not None and len(valid_under) != len(rollup.thresholds):
+            raise ValueError("not a rollup: valid threshold counts do not match the thresholds")
         if not all(isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in counts):
             raise ValueError("not a rollup: counts must be integers >= 0")
+        valid = latency.count - status["4xx"]
+        if valid < 0:
+            raise ValueError("not a rollup: more client errors than served requests")
+        if valid_under is None:
+            valid_under = [min(n, valid) for n in under]
+        if any(v > min(n, valid) for v, n in zip(valid_under, under, strict=True)):
+            raise ValueError("not a rollup: more valid requests within a threshold than served")
         rollup.status = {c: status[c] for c in STATUS_CLASSES}
         rollup.rows = rows
         rollup.latency = latency
         rollup.under_threshold = dict(zip(rollup.thresholds, under, strict=True))
+        rollup.valid_under_threshold = dict(zip(rollup.thresholds, valid_under, strict=True))
         rollup.confidence = confidence
         rollup.features = features
         if agreed > compared:
@@ -321,6 +348,7 @@ class Rollup:
             and self.status == other.status
             and self.rows == other.rows
             and self.under_threshold == other.under_threshold
+            and self.valid_under_threshold == other.valid_under_threshold
             and self.latency == other.latency
             and self.confidence == other.confidence
             and self.features == other.features
@@ -480,6 +508,8 @@ def pooled(rollups: Iterable[Rollup]) -> Rollup | None:
         if rollup.thresholds == out.thresholds:
             for threshold, count in rollup.under_threshold.items():
                 out.under_threshold[threshold] += count
+            for threshold, count in rollup.valid_under_threshold.items():
+                out.valid_under_threshold[threshold] += count
         out.confidence.merge(rollup.confidence)
         out.compared += rollup.compared
         out.agreed += rollup.agreed

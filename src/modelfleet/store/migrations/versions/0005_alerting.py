@@ -1,5 +1,5 @@
 """alerting: declarations, detector states, alerts, groups, notifications, silences,
-runbook runs, replica targets, region status, throttles, incidents
+runbook runs, replica targets, region status, throttles, incidents, SLA credits
 
 Revision ID: 0005
 Revises: 0004
@@ -161,6 +161,26 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_silences")),
     )
     op.create_table(
+        "sla_credits",
+        sa.Column("id", sa.Integer(), autoincrement=True, nullable=False),
+        sa.Column("sla", NAME, nullable=False),
+        sa.Column("tenant", NAME, nullable=False),
+        sa.Column("period", sa.String(length=7), nullable=False),
+        sa.Column("state", sa.String(length=16), nullable=False),
+        sa.Column("slis", sa.JSON(), nullable=False),
+        sa.Column("share", sa.Float(), nullable=False),
+        sa.Column("amount", sa.Float(), nullable=False),
+        sa.Column("currency", sa.String(length=3), nullable=False),
+        sa.Column("reasons", sa.JSON(), nullable=False),
+        sa.Column("computed_at", TZ, nullable=False),
+        sa.Column("notified_at", TZ, nullable=True),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_sla_credits")),
+        sa.UniqueConstraint("sla", "tenant", "period", name="uq_sla_credits_period"),
+    )
+    with op.batch_alter_table("sla_credits", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_sla_credits_tenant"), ["tenant"], unique=False)
+
+    op.create_table(
         "tenant_throttles",
         sa.Column("tenant", NAME, nullable=False),
         sa.Column("factor", sa.Float(), nullable=False),
@@ -233,6 +253,10 @@ def downgrade() -> None:
 
     op.drop_table("incident_timeline")
     op.drop_table("tenant_throttles")
+    with op.batch_alter_table("sla_credits", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_sla_credits_tenant"))
+
+    op.drop_table("sla_credits")
     op.drop_table("silences")
     with op.batch_alter_table("runbook_runs", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_runbook_runs_runbook"))
