@@ -5,6 +5,8 @@ Errors are turned into exit codes here and only here: 0 success, 1 failure, 2 in
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import logging
 import signal
@@ -16,10 +18,12 @@ from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import typer
+import yaml
 from rich.console import Console
 from rich.live import Live
 from rich.markup import escape
 from rich.table import Table
+from sqlalchemy import func, select
 
 from modelfleet import __version__, incidents, monitors, review, rollouts
 from modelfleet.alerts import commands as alert_commands
@@ -32,6 +36,7 @@ from modelfleet.clock import SystemClock
 from modelfleet.config import load_fleet
 from modelfleet.config.base import format_duration, parse_duration
 from modelfleet.config.schema import (
+    SLA,
     Deployment,
     EscalationPolicy,
     Model,
@@ -76,7 +81,12 @@ from modelfleet.sim.demo import (
 from modelfleet.sim.response import SCENARIOS, run_scenario
 from modelfleet.sim.rollout import Round
 from modelfleet.sim.traffic import Tally
+from modelfleet.sla.openslo import export_yaml, import_yaml
+from modelfleet.sla.periods import parse_period
+from modelfleet.sla.report import render_html_all
+from modelfleet.sla.status import TenantStatus, covered_tenants, ledger, tenant_status
 from modelfleet.store import Store, current_revision, head_revision, open_store, upgrade
+from modelfleet.store.tables import rollups as rollups_table
 from modelfleet.telemetry.summary import Summary, summarize
 from modelfleet.telemetry.writer import read_rollups
 
@@ -274,6 +284,32 @@ def _listing(kind: Kind, found: list[Registered], versions: list[Registered]) ->
             table.add_row(
                 r.resource.name, d.model, tenants, d.version, f"{style}{serving}", strategy, pins
             )
+    return table
+
+
+def _sla_summary(status: TenantStatus) -> Table:
+    spec = status.sla.spec
+    table = Table(
+        f"{status.tenant} ({status.sla.name}, {status.period})",
+        "VALUE",
+        "OBJECTIVE",
+        "BUDGET LEFT",
+        box=None,
+    )
+    for s in status.slos:
+        colour = "green" if s.met else "red"
+        table.add_row(
+            s.slo.name,
+            f"[{colour}]{s.sli.value:.3%}[/] ({s.sli.good}/{s.sli.total})",
+            f"{s.slo.objective:.1%}",
+            f"{s.budget_left:.0%}",
+        )
+    table.add_row(
+        "credit so far",
+        f"{status.credit_amount:.2f} {spec.currency}",
+        "",
+        "; ".join(status.reasons) or "none owed",
+    )
     return table
 
 
@@ -594,6 +630,38 @@ def demo(
             table.add_row(_when(entry.at), entry.kind, escape(entry.message))
         out.print(table)
 
+    out.rule("6. customer SLAs")
+    out.print(
+        f"Apply {example / 'sla.yaml'}: acme-grocers (enterprise) is promised 99.9 % availability "
+        "and 99 % of answers within 500 ms, with service credits when that is missed; "
+        "bayside-market (premium) 99.5 % uptime minutes. Measured on the traffic above:\n"
+    )
+    sla_file = example / "sla.yaml"
+    at_risk: list[str] = []
+    if sla_file.is_file():
+        apply_fleet(report.store, load_fleet([sla_file]), actor=settings.actor, now=clock.now())
+        with report.store.begin() as conn:
+            # The rollouts' minutes ran on a virtual clock ahead of this one: measure up to them.
+            last = conn.execute(select(func.max(rollups_table.c.minute))).scalar()
+            measure_at = max(clock.now(), last + timedelta(minutes=1)) if last else clock.now()
+            for contract in declared(conn, SLA):
+                for tenant in covered_tenants(conn, contract):
+                    status = tenant_status(conn, contract, tenant, measure_at)
+                    out.print(_sla_summary(status))
+                    low = [
+                        s
+                        for s in status.slos
+                        if s.sli.total and s.budget_left < contract.spec.budget_warning
+                    ]
+                    if low or status.credit_share > 0:
+                        budgets = ", ".join(
+                            f"{s.slo.name} {s.budget_left:.0%} of its budget left" for s in low
+                        )
+                        at_risk.append(
+                            f"{tenant} ({budgets}; provisional credit "
+                            f"{status.credit_amount:.2f} {contract.spec.currency})"
+                        )
+
     out.rule("summary")
     served = sum(t.codes[200] for t in tallies.values())
     refused = sum(t.codes[429] for t in tallies.values())
@@ -613,6 +681,8 @@ def demo(
         )
         + ".\nRollouts: "
         + ", ".join(f"{v} {s.replace('_', ' ')}" for v, s in states.items())
+        + ".\nSLAs at risk: "
+        + (", ".join(at_risk) or "none")
         + f".\nIncident: {'fixed by a runbook' if drill.resolved_automatically else 'NOT fixed'}"
         f" in {_seconds(drill.mttr)}, {drill.pages} page(s)."
         + f"\nExplore it: MODELFLEET_HOME={database.parent} modelfleet rollout status "
@@ -1637,18 +1707,8 @@ def incidents_postmortem(
     with _store().begin() as conn:
         found = incidents.get_incident(conn, incident_id)
         entries = incidents.timeline(conn, incident_id)
-    text = incidents.postmortem(found, entries)
-    if not text.endswith("\n"):
-        text += "\n"
-    if to is None:
-        sys.stdout.write(text)
-        return
-    try:
-        to.write_text(text, encoding="utf-8")
-    except OSError as exc:
-        raise InvalidInput(f"cannot write {to}: {exc.strerror or exc}") from exc
-    err.print(
-        f"postmortem of incident {incident_id} written to {to}", markup=False, highlight=False
+    _write_or_print(
+        incidents.postmortem(found, entries), to, f"postmortem of incident {incident_id}"
     )
 
 
@@ -1724,6 +1784,277 @@ def runbooks_approve(
         f"run {run.id} of {run.runbook} approved: step {run.step + 1} runs next",
         markup=False,
         highlight=False,
+    )
+
+
+sla_app = typer.Typer(
+    help="Customer SLAs: where each tenant stands, reports, the credits ledger, OpenSLO.",
+    no_args_is_help=True,
+)
+app.add_typer(sla_app, name="sla")
+
+
+class ReportFormat(StrEnum):
+    table = "table"
+    csv = "csv"
+    html = "html"
+
+
+def _pct(value: float) -> str:
+    return f"{value * 100:.3f}%"
+
+
+def _met(text: str, met: bool) -> str:
+    return f"[{'green' if met else 'red'}]{escape(text)}[/]"
+
+
+def _write_or_print(text: str, to: Path | None, what: str) -> None:
+    if not text.endswith("\n"):
+        text += "\n"
+    if to is None:
+        sys.stdout.write(text)
+        return
+    try:
+        to.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise InvalidInput(f"cannot write {to}: {exc.strerror or exc}") from exc
+    err.print(f"{what} written to {to}", markup=False, highlight=False)
+
+
+@sla_app.command("status")
+def sla_status(output: OutputOption = Output.table) -> None:
+    """Each tenant against each SLA covering it, this period: SLOs, budget left, credits."""
+    now = clock.now()
+    with _store().begin() as conn:
+        found = [
+            tenant_status(conn, s, tenant, now)
+            for s in declared(conn, SLA)
+            for tenant in covered_tenants(conn, s)
+        ]
+    if output is Output.json:
+        _print_json([s.to_dict() for s in found])
+        return
+    table = Table(
+        "SLA", "TENANT", "PERIOD", "SLOS", "BUDGET LEFT", "PROJECTED", "CREDIT", "AT RISK", box=None
+    )
+    for s in found:
+        currency = s.sla.spec.currency
+        table.add_row(
+            escape(s.sla.name),
+            escape(s.tenant),
+            str(s.period),
+            "\n".join(
+                _met(f"{x.slo.name} {_pct(x.sli.value)}/{_pct(x.slo.objective)}", x.met)
+                for x in s.slos
+            ),
+            "\n".join(_met(_pct(x.budget_left), x.budget_left >= 0) for x in s.slos),
+            "\n".join(_met(_pct(x.projected), x.projected >= x.slo.objective) for x in s.slos),
+            _met(f"{s.credit_amount:.2f} {currency}", s.credit_share == 0),
+            _met(f"{s.credit_at_risk:.2f} {currency}", s.projected_credit_share == 0),
+        )
+    out.print(table)
+    if not found:
+        err.print("no SLA covers any tenant; declare one (kind: SLA) and apply it", style="yellow")
+
+
+def _tenant_statuses(tenant: str, period: str | None) -> list[TenantStatus]:
+    now = clock.now()
+    with _store().begin() as conn:
+        covering = [s for s in declared(conn, SLA) if tenant in covered_tenants(conn, s)]
+        if not covering:
+            raise InvalidInput(f"no SLA covers tenant {tenant!r}")
+        found = []
+        for s in covering:
+            chosen = None
+            if period is not None:
+                try:
+                    chosen = parse_period(period, s.spec.time_zone)
+                except ValueError as exc:
+                    raise InvalidInput(str(exc)) from exc
+                if chosen.start > now:
+                    raise InvalidInput(f"period {chosen} has not started yet")
+            found.append(tenant_status(conn, s, tenant, now, chosen))
+    return found
+
+
+def _sla_csv(found: list[TenantStatus]) -> str:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(["date", "slo", "value"])
+    several = len(found) > 1
+
+    def name(s: TenantStatus, slo: str) -> str:
+        return f"{s.sla.name}:{slo}" if several else slo
+
+    for s in found:
+        for slo, days in s.daily.items():
+            for day, value in days.items():
+                writer.writerow([day.isoformat(), name(s, slo), f"{value:.6f}"])
+    for s in found:
+        for x in s.slos:
+            writer.writerow(["total", name(s, x.slo.name), f"{x.sli.value:.6f}"])
+    return buffer.getvalue()
+
+
+def _print_sla_report(s: TenantStatus) -> None:
+    spec = s.sla.spec
+    out.print(
+        f"[bold]{escape(s.sla.name)}[/] for {escape(s.tenant)}, period {s.period}"
+        f" ({escape(spec.time_zone)})"
+    )
+    table = Table(
+        "SLO", "GOOD", "TOTAL", "VALUE", "OBJECTIVE", "BUDGET LEFT", "PROJECTED", box=None
+    )
+    for x in s.slos:
+        table.add_row(
+            escape(x.slo.name),
+            str(x.sli.good),
+            str(x.sli.total),
+            _met(_pct(x.sli.value), x.met),
+            _pct(x.slo.objective),
+            _met(_pct(x.budget_left), x.budget_left >= 0),
+            _pct(x.projected),
+        )
+    out.print(table)
+    out.print(
+        f"credit so far: {s.credit_amount:.2f} {spec.currency} ({_pct(s.credit_share)});"
+        f" at risk: {s.credit_at_risk:.2f} {spec.currency} ({_pct(s.projected_credit_share)})",
+        markup=False,
+        highlight=False,
+    )
+    for reason in s.reasons:
+        out.print(f"  - {reason}", markup=False, highlight=False)
+    if s.incidents:
+        incidents_table = Table("ID", "TITLE", "DETECTED", "ACKNOWLEDGED", "RESOLVED", box=None)
+        for i in s.incidents:
+            incidents_table.add_row(
+                *(
+                    escape("" if i.get(k) is None else str(i.get(k)))
+                    for k in ("id", "title", "detected_at", "acknowledged_at", "resolved_at")
+                )
+            )
+        out.print("[bold]incidents that counted[/]")
+        out.print(incidents_table)
+    else:
+        out.print("no critical incident counted", style="dim")
+
+
+@sla_app.command("report")
+def sla_report(
+    tenant: Annotated[str, typer.Option("--tenant", "-t", help="the tenant to report on")],
+    period: Annotated[
+        str | None,
+        typer.Option("--period", metavar="YYYY-MM", help="a month, e.g. 2026-11; default: now"),
+    ] = None,
+    fmt: Annotated[
+        ReportFormat, typer.Option("--format", help="table, csv (daily series) or html")
+    ] = ReportFormat.table,
+    to: Annotated[
+        Path | None,
+        typer.Option("--out", help="write the report here; default: stdout", dir_okay=False),
+    ] = None,
+) -> None:
+    """A tenant's SLA report for a period: SLOs, daily values, credit and incidents."""
+    found = _tenant_statuses(tenant, period)
+    if fmt is ReportFormat.csv:
+        _write_or_print(_sla_csv(found), to, "SLA report")
+    elif fmt is ReportFormat.html:
+        _write_or_print(render_html_all(found), to, "SLA report")
+    elif to is not None:
+        raise InvalidInput("--out needs --format csv or html")
+    else:
+        for i, s in enumerate(found):
+            if i:
+                out.print()
+            _print_sla_report(s)
+
+
+@sla_app.command("ledger")
+def sla_ledger(
+    tenant: Annotated[str | None, typer.Option("--tenant", "-t", help="only this tenant")] = None,
+    output: OutputOption = Output.table,
+) -> None:
+    """The service credits ledger, the newest period first."""
+    with _store().begin() as conn:
+        rows = ledger(conn, tenant=tenant)
+    if output is Output.json:
+        _print_json(
+            [
+                {
+                    "period": r.period,
+                    "sla": r.sla,
+                    "tenant": r.tenant,
+                    "state": r.state,
+                    "share": r.share,
+                    "amount": r.amount,
+                    "currency": r.currency,
+                    "reasons": r.reasons,
+                    "computed_at": r.computed_at.isoformat(),
+                }
+                for r in rows
+            ]
+        )
+        return
+    table = Table(
+        "PERIOD", "SLA", "TENANT", "STATE", "SHARE", "AMOUNT", "CURRENCY", "COMPUTED", box=None
+    )
+    for r in rows:
+        table.add_row(
+            r.period,
+            escape(r.sla),
+            escape(r.tenant),
+            r.state,
+            _pct(r.share),
+            f"{r.amount:.2f}",
+            r.currency,
+            _when(r.computed_at),
+        )
+    out.print(table)
+
+
+@sla_app.command("export")
+def sla_export(
+    to: Annotated[
+        Path | None,
+        typer.Option("--out", help="write the YAML here; default: stdout", dir_okay=False),
+    ] = None,
+) -> None:
+    """Every stored SLA as OpenSLO v1 YAML (SLI and SLO documents)."""
+    with _store().begin() as conn:
+        found = declared(conn, SLA)
+    _write_or_print(export_yaml(found), to, f"{len(found)} SLA(s) as OpenSLO")
+
+
+@sla_app.command("import")
+def sla_import(
+    source: Annotated[Path, typer.Argument(help="an OpenSLO YAML file", dir_okay=False)],
+    to: Annotated[
+        Path | None,
+        typer.Option(
+            "--out", help="write the fleet YAML here, e.g. fleet-sla.yaml; default: stdout"
+        ),
+    ] = None,
+) -> None:
+    """Convert OpenSLO YAML to modelfleet SLA documents; writes nothing to the store.
+
+    Apply the result with `modelfleet apply -f fleet-sla.yaml`.
+    """
+    try:
+        text = source.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise InvalidInput(f"cannot read {source}: {exc.strerror or exc}") from exc
+    found = import_yaml(text)
+    documents = [
+        {
+            "apiVersion": s.api_version,
+            **s.model_dump(mode="json", by_alias=True, exclude_defaults=True),
+        }
+        for s in found
+    ]
+    _write_or_print(
+        yaml.safe_dump_all(documents, sort_keys=False, allow_unicode=True),
+        to,
+        f"{len(found)} SLA(s); apply with `modelfleet apply -f {to}`",
     )
 
 

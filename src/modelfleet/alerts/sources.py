@@ -84,4 +84,7 @@ def _carried(event: Event, carried: dict[str, Any]) -> Signal | None:
         source=event.source,
         annotations={str(k): str(v) for k, v in (carried.get("annotations") or {}).items()},
         anomaly_at=datetime.fromisoformat(anomaly_at) if isinstance(anomaly_at, str) else None,
+        expires_in_s=float(expires)
+        if isinstance(expires := carried.get("expires_in_s"), int | float)
+        else None,
     )

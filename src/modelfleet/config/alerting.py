@@ -102,6 +102,9 @@ class EmailConfig(Strict):
     """Mail over SMTP. On a paging receiver, pages go to the on-call person's address."""
 
     to: list[EmailStr] = Field(default_factory=list)
+    # Also mail the customer the alerts are about: the `customer_email` annotation that
+    # customer-facing alerts (SLA credit notices) carry, from the tenant's contact_email.
+    to_customer: bool = False
     sender: EmailStr = Field(alias="from")
     smarthost: Annotated[str, StringConstraints(pattern=r"^[^:\s]+:\d+$")]  # host:port
     starttls: bool = False

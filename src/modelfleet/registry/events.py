@@ -63,6 +63,7 @@ def alert_details(
     *,
     annotations: dict[str, str] | None = None,
     anomaly_at: datetime | None = None,
+    expires_in_s: float | None = None,
 ) -> dict[str, Any]:
     """What an event carries in `details["alert"]` to raise (`firing`) or clear (`resolved`)
     an alert by its labels: the alert manager reads it (alerts/sources.py)."""
@@ -71,6 +72,7 @@ def alert_details(
         "state": state,
         "annotations": annotations or {},
         "anomaly_at": anomaly_at.isoformat() if anomaly_at is not None else None,
+        "expires_in_s": expires_in_s,  # a one-off notice resolves by itself after this long
     }
 
 

@@ -36,7 +36,7 @@ from modelfleet.sla.periods import MINUTE, Period, period_of
 from modelfleet.sla.sli import MinuteCounts, SLIValue, in_window, measure
 from modelfleet.sla.status import TenantStatus, covered_tenants, minute_counts, tenant_status
 from modelfleet.store import Store
-from modelfleet.store.tables import sla_credits
+from modelfleet.store.tables import sla_credits, tenants
 from modelfleet.store.upsert import upsert
 
 SOURCE = "sla"
@@ -214,6 +214,15 @@ class SLAController:
             "period": str(period),
             "scope": "tenant",
         }
+        report = "\n".join(
+            f"{s.slo.name}: {s.sli.value:.4%} ({s.sli.good} of {s.sli.total}), "
+            f"objective {s.slo.objective:.2%}"
+            for s in status.slos
+        )
+        annotations = {"summary": summary, "report": report}
+        contact = _contact(conn, tenant)
+        if contact:
+            annotations["customer_email"] = contact
         return [
             Event(
                 at=now,
@@ -223,7 +232,9 @@ class SLAController:
                 subject=sla.name,
                 message=summary,
                 details={
-                    "alert": alert_details(labels, "firing", annotations={"summary": summary}),
+                    "alert": alert_details(
+                        labels, "firing", annotations=annotations, expires_in_s=3600.0
+                    ),
                     "amount": status.credit_amount,
                     "share": status.credit_share,
                 },
@@ -256,6 +267,11 @@ def _row(conn: Connection, sla: str, tenant: str, period: str) -> Any:
     return conn.execute(
         select(sla_credits).where(c.sla == sla, c.tenant == tenant, c.period == period)
     ).one_or_none()
+
+
+def _contact(conn: Connection, tenant: str) -> str | None:
+    found = conn.execute(select(tenants.c.contact_email).where(tenants.c.name == tenant)).scalar()
+    return str(found) if found else None
 
 
 def _previous(period: Period) -> Period | None:

@@ -1,8 +1,8 @@
 """What `modelfleet up` serves: the gateway, with the web APIs beside it on the same port.
 
-Requests under `/v1/review` go to the tenants' review API, those under `/api/v2` to the
-operators' alerts API (Alertmanager's paths); everything else, the lifespan included, to the
-gateway. The gateway stays the data plane and imports nothing from here.
+Requests under `/v1/review` and `/v1/sla` go to the tenants' review and SLA APIs, those under
+`/api/v2` to the operators' alerts API (Alertmanager's paths); everything else, the lifespan
+included, to the gateway. The gateway stays the data plane and imports nothing from here.
 """
 
 from __future__ import annotations
@@ -12,18 +12,24 @@ from modelfleet.gateway.app import Receive, Scope, Send
 from modelfleet.gateway.server import GatewayServer, build_server
 from modelfleet.settings import Settings
 from modelfleet.store import open_store
-from modelfleet.web import alerts_api, review_api
+from modelfleet.web import alerts_api, review_api, sla_api
 from modelfleet.web.alerts_api import AlertsAPI
 from modelfleet.web.review_api import ReviewAPI
+from modelfleet.web.sla_api import SLAAPI
 
 
 class FleetApp:
     def __init__(
-        self, gateway: GatewayServer, review: ReviewAPI, alerts: AlertsAPI | None = None
+        self,
+        gateway: GatewayServer,
+        review: ReviewAPI,
+        alerts: AlertsAPI | None = None,
+        sla: SLAAPI | None = None,
     ) -> None:
         self.gateway = gateway
         self.review = review
         self.alerts = alerts
+        self.sla = sla
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path = scope.get("path", "")
@@ -33,6 +39,8 @@ class FleetApp:
             scope["type"] == "http" and self.alerts is not None and _under(path, alerts_api.PREFIX)
         ):
             await self.alerts(scope, receive, send)
+        elif scope["type"] == "http" and self.sla is not None and _under(path, sla_api.PREFIX):
+            await self.sla(scope, receive, send)
         else:
             await self.gateway(scope, receive, send)
 
@@ -45,7 +53,7 @@ def build_app(settings: Settings, clock: Clock, **options: object) -> FleetApp:
     gateway = build_server(settings, clock, **options)
     store = open_store(settings.database_url)
     alerts = AlertsAPI(store, clock, admin_token_sha256=settings.admin_token_sha256)
-    return FleetApp(gateway, ReviewAPI(store, clock), alerts)
+    return FleetApp(gateway, ReviewAPI(store, clock), alerts, SLAAPI(store, clock))
 
 
 def create_app() -> FleetApp:

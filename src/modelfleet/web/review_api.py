@@ -16,19 +16,16 @@ import asyncio
 from typing import Any
 from urllib.parse import parse_qs
 
-import orjson
-
 from modelfleet.clock import Clock
 from modelfleet.errors import InvalidInput
 from modelfleet.gateway.app import Receive, Scope, Send, parse_json, read_body
-from modelfleet.gateway.errors import HTTPError, not_found, unauthorized
-from modelfleet.registry.keys import verify_key
+from modelfleet.gateway.errors import HTTPError, not_found
 from modelfleet.review import label_item, list_items, next_item
 from modelfleet.review.queue import STATUSES, get_item
 from modelfleet.store import Store
+from modelfleet.web.tenants import reply, tenant_of
 
 PREFIX = "/v1/review"
-JSON = [(b"content-type", b"application/json")]
 MAX_BODY = 64 * 1024
 
 
@@ -40,7 +37,7 @@ class ReviewAPI:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             return
-        headers = list(JSON)
+        headers: list[tuple[bytes, bytes]] = []
         try:
             status, body = await self._dispatch(scope, receive)
         except HTTPError as exc:
@@ -48,9 +45,7 @@ class ReviewAPI:
             headers += exc.headers
         except InvalidInput as exc:
             status, body = 400, {"error": str(exc)}
-        await send({"type": "http.response.start", "status": status, "headers": headers})
-        payload = b"" if status == 204 else orjson.dumps(body)
-        await send({"type": "http.response.body", "body": payload})
+        await reply(send, status, body, headers)
 
     async def _dispatch(self, scope: Scope, receive: Receive) -> tuple[int, Any]:
         method, parts = scope["method"], scope["path"][len(PREFIX) :].strip("/").split("/")
@@ -74,14 +69,7 @@ class ReviewAPI:
         raise not_found(f"review endpoint {method} {scope['path']}")
 
     def _tenant(self, scope: Scope) -> str:
-        header = next((v for k, v in scope["headers"] if k == b"authorization"), None)
-        if header is None or not header.startswith(b"Bearer "):
-            raise unauthorized("missing API key: send 'Authorization: Bearer <key>'")
-        with self.store.begin() as conn:
-            key = verify_key(conn, header[7:].strip().decode("latin-1"))
-        if key is None:
-            raise unauthorized("unknown or revoked API key")
-        return key.tenant
+        return tenant_of(self.store, scope)
 
     def _list(self, tenant: str, model: str | None, status: Any, limit: int) -> list[Any]:
         with self.store.begin() as conn:

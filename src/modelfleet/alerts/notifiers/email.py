@@ -26,11 +26,19 @@ from modelfleet.config.alerting import EmailConfig
 from modelfleet.errors import DeliveryFailed
 
 
-def recipients(notification: Notification, to: Sequence[str]) -> list[str]:
-    """Who gets the mail: the paged person for a page, else the configured addresses."""
+def recipients(
+    notification: Notification, to: Sequence[str], *, to_customer: bool = False
+) -> list[str]:
+    """Who gets the mail: the paged person for a page, else the configured addresses, and
+    with `to_customer` the customers the alerts name (their `customer_email` annotation)."""
     if notification.page and notification.person is not None:
         return [notification.person.email]
-    return list(to)
+    customers = [
+        a.annotations["customer_email"]
+        for a in notification.alerts
+        if to_customer and a.annotations.get("customer_email")
+    ]
+    return list(dict.fromkeys([*to, *customers]))
 
 
 def email_message(notification: Notification, *, sender: str, to: Sequence[str]) -> EmailMessage:
@@ -119,7 +127,7 @@ class EmailNotifier:
         self.timeout_s = timeout_s
 
     def send(self, notification: Notification) -> None:
-        to = recipients(notification, self.config.to)
+        to = recipients(notification, self.config.to, to_customer=self.config.to_customer)
         if not to:
             raise DeliveryFailed(
                 "email: no recipients; the receiver has no `to` and this is not a page",

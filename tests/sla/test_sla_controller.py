@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select
 
+from modelfleet.alerts.controller import AlertController
 from modelfleet.config import load_fleet_text
 from modelfleet.registry import apply_fleet
 from modelfleet.registry.events import Event
@@ -14,6 +15,7 @@ from modelfleet.store import Store
 from modelfleet.store.tables import sla_credits
 from modelfleet.telemetry.rollup import Rollup, RollupKey
 from modelfleet.telemetry.writer import write_rollups
+from tests.alerts.conftest import SMTPReceiver, smtp_receiver  # noqa: F401  (the fixture)
 
 START = datetime(2026, 11, 2, tzinfo=UTC)
 FLEET = """
@@ -112,3 +114,35 @@ def test_the_period_credit_is_provisional_then_final(store: Store) -> None:
     assert final.state == "final" and final.amount == 2500
     owed = [e for e in events if e.kind == "sla.credit"]
     assert owed and "2500.00 EUR" in owed[0].message
+
+
+def test_at_period_close_the_customer_is_mailed_what_it_is_owed(
+    store: Store,
+    smtp_receiver: SMTPReceiver,  # noqa: F811 (the fixture)
+) -> None:
+    notices = f"""
+---
+kind: Receiver
+metadata: {{name: customer-notices}}
+spec:
+  email: [{{from: billing@fleet.example, smarthost: "{smtp_receiver.smarthost}", to_customer: true}}]
+---
+kind: AlertRouting
+metadata: {{name: default}}
+spec:
+  receiver: customer-notices
+  group_wait: 0s
+"""
+    apply_fleet(store, load_fleet_text(FLEET + notices), actor="t", now=START)
+    november = datetime(2026, 10, 31, 23, tzinfo=UTC)
+    traffic(store, november, 60, per_minute=1000, errors=20)
+    SLAController(store).tick(november + timedelta(minutes=61))
+    close = datetime(2026, 12, 1, 0, 1, tzinfo=UTC)
+    SLAController(store).tick(close)
+    alerts = AlertController(store)
+    alerts.tick(close)
+    alerts.tick(close + timedelta(seconds=10))
+    (mail,) = smtp_receiver.mails
+    assert mail.rcpt_tos == ["ops@acme.example"]
+    assert "SLACreditOwed" in mail.message["Subject"]
+    assert "2500.00 EUR" in mail.message.get_body(("plain",)).get_content()
