@@ -6,7 +6,7 @@ EXAMPLE := examples/retail-vision
 PG_READY = pg_isready -q -h 127.0.0.1 -p 5432
 REDIS_READY = redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1
 
-.PHONY: demo test lint setup services clean bench-gateway bench-drift bench-response
+.PHONY: demo test lint setup services clean bench-gateway bench-drift bench-response bench-capacity
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -50,6 +50,10 @@ bench-drift: setup
 # A benchmark, not a test: six fault drills and a fault-free week on a virtual clock (~4 min).
 bench-response: setup $(EXAMPLE)/artifacts/.trained
 	$(PY) benchmarks/response.py
+
+# A benchmark, not a test: predictive, reactive and static scaling on a seeded 3-week trace (~5 s).
+bench-capacity: setup
+	$(PY) benchmarks/capacity.py
 
 clean:
 	rm -rf $(VENV) .modelfleet $(EXAMPLE)/artifacts

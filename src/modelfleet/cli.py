@@ -17,11 +17,13 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
+import numpy as np
 import typer
 import yaml
 from rich.console import Console
 from rich.live import Live
 from rich.markup import escape
+from rich.progress import Progress
 from rich.table import Table
 from sqlalchemy import func, select
 
@@ -32,13 +34,20 @@ from modelfleet.alerts.groups import list_groups
 from modelfleet.alerts.oncall import on_call, people_at, shifts
 from modelfleet.alerts.records import list_alerts
 from modelfleet.alerts.silences import Silence, create_silence, expire_silence, list_silences
+from modelfleet.capacity.autoscaler import ScalingPolicy, predictive_replicas
+from modelfleet.capacity.cost import MixPlan, plan_mix
+from modelfleet.capacity.forecast import DemandForecaster
+from modelfleet.capacity.refitting import RefittingForecaster
+from modelfleet.capacity.replay import read_trace, replay
 from modelfleet.clock import SystemClock
 from modelfleet.config import load_fleet
 from modelfleet.config.base import format_duration, parse_duration
 from modelfleet.config.schema import (
     SLA,
+    CapacityPolicy,
     Deployment,
     EscalationPolicy,
+    InstanceType,
     Model,
     ModelVersion,
     OnCallSchedule,
@@ -2056,6 +2065,240 @@ def sla_import(
         to,
         f"{len(found)} SLA(s); apply with `modelfleet apply -f {to}`",
     )
+
+
+capacity_app = typer.Typer(
+    help="Capacity: replay demand through autoscaling policies, and what it costs.",
+    no_args_is_help=True,
+)
+app.add_typer(capacity_app, name="capacity")
+
+
+class ScalingMode(StrEnum):
+    predictive = "predictive"
+    reactive = "reactive"
+    static = "static"
+
+
+@capacity_app.command("simulate")
+def capacity_simulate(
+    trace_file: Annotated[
+        Path,
+        typer.Option(
+            "--trace", metavar="FILE.csv", help="timestamp,requests per interval (header optional)"
+        ),
+    ],
+    policy: Annotated[
+        ScalingMode, typer.Option("--policy", help="how replicas follow demand")
+    ] = ScalingMode.predictive,
+    per_replica_rps: Annotated[
+        float, typer.Option("--per-replica-rps", min=0, help="requests/s one replica serves")
+    ] = 50.0,
+    interval: Annotated[
+        timedelta,
+        typer.Option(
+            "--interval", parser=parse_duration, metavar="DURATION", help="one trace row's span"
+        ),
+    ] = timedelta(hours=1),
+    startup_delay: Annotated[
+        timedelta,
+        typer.Option(
+            "--startup-delay",
+            parser=parse_duration,
+            metavar="DURATION",
+            help="from asking for a replica until it serves",
+        ),
+    ] = timedelta(minutes=2),
+    min_replicas: Annotated[int, typer.Option("--min", min=1, help="fewest replicas")] = 1,
+    max_replicas: Annotated[
+        int, typer.Option("--max", min=1, help="most replicas; static keeps this many")
+    ] = 64,
+    target_utilization: Annotated[
+        float, typer.Option("--target-utilization", min=0, max=1, help="utilization aimed at")
+    ] = 0.75,
+    price: Annotated[
+        float, typer.Option("--price", min=0, help="price of one replica-hour")
+    ] = 0.10,
+    output: OutputOption = Output.table,
+) -> None:
+    """Replay FILE.csv through a scaling policy: under-provisioned share, utilization, cost."""
+    try:
+        trace = read_trace(trace_file)
+        scaling = ScalingPolicy(
+            min_replicas=min_replicas,
+            max_replicas=max_replicas,
+            per_replica_rps=per_replica_rps,
+            startup_lead=startup_delay.total_seconds(),
+            target_utilization=target_utilization,
+        )
+    except OSError as exc:
+        raise InvalidInput(f"{exc.filename or trace_file}: {exc.strerror or exc}") from exc
+    except ValueError as exc:
+        raise InvalidInput(str(exc)) from exc
+    interval_s = interval.total_seconds()
+    forecaster = RefittingForecaster(interval_s) if policy is ScalingMode.predictive else None
+    with Progress(console=err, transient=True, disable=forecaster is None) as progress:
+        task = progress.add_task("replaying", total=len(trace))
+
+        def forecast(history: np.ndarray, h: int) -> np.ndarray:
+            progress.advance(task)
+            assert forecaster is not None  # only called in predictive mode
+            return forecaster(history, h)
+
+        try:
+            result = replay(
+                trace,
+                scaling,
+                policy.value,
+                interval_s=interval_s,
+                startup_delay_s=startup_delay.total_seconds(),
+                forecaster=forecast,
+                price_per_replica_hour=price,
+            )
+        except ValueError as exc:
+            raise InvalidInput(f"{trace_file}: {exc}") from exc
+    figures = {
+        "policy": policy.value,
+        "intervals": len(trace),
+        "under_provisioned_share": result.under_provisioned_share,
+        "mean_utilization": result.mean_utilization,
+        "replica_hours": result.replica_hours,
+        "cost": result.cost,
+    }
+    if output is Output.json:
+        _print_json(figures)
+        return
+    table = Table("POLICY", "INTERVALS", "UNDER-PROVISIONED", "MEAN UTILIZATION", box=None)
+    table.add_column("REPLICA-HOURS", justify="right")
+    table.add_column("COST", justify="right")
+    table.add_row(
+        policy.value,
+        str(len(trace)),
+        f"{result.under_provisioned_share:.1%}",
+        f"{result.mean_utilization:.1%}",
+        f"{result.replica_hours:,.1f}",
+        f"{result.cost:,.2f}",
+    )
+    out.print(table)
+
+
+PLAN_HISTORY = timedelta(weeks=4)
+PLAN_MIN_HISTORY_H = 48  # two daily cycles, the least a daily season is learnt from
+
+
+@capacity_app.command("plan")
+def capacity_plan(
+    model: Annotated[str, typer.Option("--model", help="the model to plan for")],
+    days: Annotated[int, typer.Option("--days", min=1, max=56, help="days ahead to plan")] = 7,
+    per_replica_rps: Annotated[
+        float,
+        typer.Option(
+            "--per-replica-rps",
+            min=0,
+            help="requests/s one replica serves; not yet measured, so given here (default 50)",
+        ),
+    ] = 50.0,
+    output: OutputOption = Output.table,
+) -> None:
+    """Forecast MODEL's next days from 4 weeks of rollups, size replicas for the forecast's
+    upper bound, and price the cheapest reserved/on-demand/spot mix against all on demand."""
+    now = clock.now()
+    until = now.replace(minute=0, second=0, microsecond=0)
+    since = until - PLAN_HISTORY
+    with _store().begin() as conn:
+        policy = next(
+            (p.spec for p in declared(conn, CapacityPolicy) if p.spec.model == model), None
+        )
+        if policy is None:
+            raise InvalidInput(f"model {model!r} has no CapacityPolicy: declare one to plan")
+        instance = next(
+            (i.spec for i in declared(conn, InstanceType) if i.name == policy.instance_type), None
+        )
+        if instance is None:
+            raise InvalidInput(
+                f"CapacityPolicy of {model!r} names instance type "
+                f"{policy.instance_type!r}, which is not declared"
+            )
+        rollups = read_rollups(conn, since=since, until=until, model=model)
+    hours = int(PLAN_HISTORY / timedelta(hours=1))
+    served = np.zeros(hours)
+    for key, r in rollups.items():
+        served[int((key.minute - since) / timedelta(hours=1))] += r.requests - r.status["rejected"]
+    seen = np.flatnonzero(served)
+    history = served[seen[0] :] / 3600.0 if seen.size else served[:0]
+    if history.size < PLAN_MIN_HISTORY_H:
+        raise InvalidInput(
+            f"model {model!r} has {history.size} hour(s) of request history; "
+            f"planning needs at least {PLAN_MIN_HISTORY_H}"
+        )
+    horizon = days * 24
+    if policy.mode == "static":
+        replicas = [policy.static_replicas or policy.max_replicas] * horizon
+    else:
+        upper = DemandForecaster().fit(history).predict(horizon).upper
+        scaling = ScalingPolicy(
+            min_replicas=policy.min_replicas,
+            max_replicas=policy.max_replicas,
+            per_replica_rps=per_replica_rps,
+            target_utilization=policy.target_utilization,
+        )
+        replicas = [predictive_replicas(float(u), scaling) for u in upper]
+    plan = plan_mix(
+        replicas,
+        instance,
+        replicas_per_instance=policy.replicas_per_instance,
+        interruptible=policy.interruptible,
+    )
+    start = until
+    per_day = [
+        {
+            "day": (start + timedelta(days=d)).date().isoformat(),
+            "min_replicas": min(replicas[d * 24 : (d + 1) * 24]),
+            "max_replicas": max(replicas[d * 24 : (d + 1) * 24]),
+        }
+        for d in range(days)
+    ]
+    if output is Output.json:
+        _print_json(
+            {
+                "model": model,
+                "instance_type": policy.instance_type,
+                "from": start.isoformat(),
+                "days": per_day,
+                "mix": _mix_json(plan),
+            }
+        )
+        return
+    table = Table("DAY", box=None)
+    table.add_column("MIN REPLICAS", justify="right")
+    table.add_column("MAX REPLICAS", justify="right")
+    for d in per_day:
+        table.add_row(str(d["day"]), str(d["min_replicas"]), str(d["max_replicas"]))
+    out.print(table)
+    excess = "spot" if plan.excess == "spot" else "on demand"
+    peak = max((h.instances - h.reserved for h in plan.hours), default=0)
+    out.print(
+        f"{policy.instance_type}: reserve {plan.reserved}, up to {peak} more {excess}; "
+        f"{plan.total_cost:,.2f} {plan.currency} against {plan.on_demand_only_cost:,.2f} all on "
+        f"demand (saves {plan.saving:,.2f})",
+        markup=False,
+        highlight=False,
+    )
+
+
+def _mix_json(plan: MixPlan) -> dict[str, Any]:
+    return {
+        "currency": plan.currency,
+        "reserved_instances": plan.reserved,
+        "excess_on": plan.excess,
+        "peak_excess_instances": max((h.instances - h.reserved for h in plan.hours), default=0),
+        "reserved_cost": plan.reserved_cost,
+        "on_demand_cost": plan.on_demand_cost,
+        "spot_cost": plan.spot_cost,
+        "total_cost": plan.total_cost,
+        "on_demand_only_cost": plan.on_demand_only_cost,
+        "saving": plan.saving,
+    }
 
 
 def main(argv: list[str] | None = None) -> None:

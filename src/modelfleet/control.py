@@ -15,6 +15,7 @@ from datetime import datetime
 from typing import Protocol
 
 from modelfleet.alerts.controller import AlertController
+from modelfleet.capacity.controller import CapacityController
 from modelfleet.clock import Clock
 from modelfleet.incidents.controller import IncidentController
 from modelfleet.monitors.controller import MonitorController
@@ -54,6 +55,7 @@ def controllers(
         ),
         RemediationController(store, operations),
         IncidentController(store),
+        CapacityController(store),
     ]
 
 

@@ -20,6 +20,7 @@ from modelfleet.config.alerting import (
     RunbookSpec,
 )
 from modelfleet.config.base import Duration, Name, Strict
+from modelfleet.config.capacity import CapacityPolicySpec, InstanceTypeSpec
 from modelfleet.config.sla import SLASpec
 
 API_VERSION: Final = "modelfleet/v1"
@@ -331,8 +332,28 @@ class SLA(_Document):
     spec: SLASpec
 
 
+class InstanceType(_Document):
+    kind: Literal["InstanceType"]
+    spec: InstanceTypeSpec
+
+
+class CapacityPolicy(_Document):
+    kind: Literal["CapacityPolicy"]
+    spec: CapacityPolicySpec
+
+
 # Kinds of the control plane, stored whole as declarations (see registry/declarations.py).
-Declared = AlertRule | Receiver | AlertRouting | OnCallSchedule | EscalationPolicy | Runbook | SLA
+Declared = (
+    AlertRule
+    | Receiver
+    | AlertRouting
+    | OnCallSchedule
+    | EscalationPolicy
+    | Runbook
+    | SLA
+    | InstanceType
+    | CapacityPolicy
+)
 DECLARED_KINDS: dict[str, type[Declared]] = {
     "AlertRule": AlertRule,
     "Receiver": Receiver,
@@ -341,6 +362,8 @@ DECLARED_KINDS: dict[str, type[Declared]] = {
     "EscalationPolicy": EscalationPolicy,
     "Runbook": Runbook,
     "SLA": SLA,
+    "InstanceType": InstanceType,
+    "CapacityPolicy": CapacityPolicy,
 }
 
 Resource = Tenant | Model | ModelVersion | Deployment | Declared

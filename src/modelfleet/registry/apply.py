@@ -22,8 +22,10 @@ from modelfleet.config.schema import (
     DECLARED_KINDS,
     SLA,
     AlertRouting,
+    CapacityPolicy,
     Deployment,
     EscalationPolicy,
+    InstanceType,
     Model,
     ModelVersion,
     OnCallSchedule,
@@ -200,7 +202,10 @@ def _alerting_references(desired: list[_Desired], declared: set[Identity]) -> li
     routings = [i for i in declared if i[0] == "AlertRouting"]
     for d in desired:
         r, source = d.resource, d.document.source
-        if isinstance(r, SLA):
+        if isinstance(r, CapacityPolicy):
+            need(source, ("spec", "model"), Model, r.spec.model)
+            need(source, ("spec", "instance_type"), InstanceType, r.spec.instance_type)
+        elif isinstance(r, SLA):
             for i, tenant in enumerate(r.spec.tenants):
                 need(source, ("spec", "tenants", i), Tenant, tenant)
             for i, model in enumerate(r.spec.models):

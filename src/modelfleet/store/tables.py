@@ -572,3 +572,34 @@ sla_credits = Table(
     Column("notified_at", UTCDateTime, nullable=True),
     UniqueConstraint("sla", "tenant", "period", name="uq_sla_credits_period"),
 )
+
+# -- capacity -----------------------------------------------------------------------------------
+
+# Every scaling decision, with what it was decided from: replay it, audit it, chart it.
+capacity_decisions = Table(
+    "capacity_decisions",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("model", String(NAME), nullable=False, index=True),
+    Column("version", String(NAME), nullable=False),
+    Column("at", UTCDateTime, nullable=False, index=True),
+    Column("replicas", Integer, nullable=False),
+    Column("previous", Integer, nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("inputs", JSON, nullable=False),
+)
+
+# A model's demand forecast as last fitted, with its accuracy on the week before (MASE).
+capacity_forecasts = Table(
+    "capacity_forecasts",
+    metadata,
+    Column("model", String(NAME), primary_key=True),
+    Column("fitted_at", UTCDateTime, nullable=False),
+    Column("start", UTCDateTime, nullable=False),  # the first hour forecast
+    Column("mean", JSON, nullable=False),  # requests per hour
+    Column("lower", JSON, nullable=False),
+    Column("upper", JSON, nullable=False),
+    Column("method", String(32), nullable=False),
+    Column("mase", Float, nullable=True),
+    Column("per_replica_rps", Float, nullable=True),  # measured, see capacity/measure.py
+)

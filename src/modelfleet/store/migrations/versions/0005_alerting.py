@@ -1,5 +1,6 @@
 """alerting: declarations, detector states, alerts, groups, notifications, silences,
-runbook runs, replica targets, region status, throttles, incidents, SLA credits
+runbook runs, replica targets, region status, throttles, incidents, SLA credits, capacity
+decisions and forecasts
 
 Revision ID: 0005
 Revises: 0004
@@ -59,6 +60,35 @@ def upgrade() -> None:
         sa.Column("updated_at", TZ, nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_alerts")),
         sa.UniqueConstraint("fingerprint", name=op.f("uq_alerts_fingerprint")),
+    )
+    op.create_table(
+        "capacity_decisions",
+        sa.Column("id", sa.Integer(), autoincrement=True, nullable=False),
+        sa.Column("model", NAME, nullable=False),
+        sa.Column("version", NAME, nullable=False),
+        sa.Column("at", TZ, nullable=False),
+        sa.Column("replicas", sa.Integer(), nullable=False),
+        sa.Column("previous", sa.Integer(), nullable=False),
+        sa.Column("reason", sa.Text(), nullable=False),
+        sa.Column("inputs", sa.JSON(), nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_capacity_decisions")),
+    )
+    with op.batch_alter_table("capacity_decisions", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_capacity_decisions_at"), ["at"], unique=False)
+        batch_op.create_index(batch_op.f("ix_capacity_decisions_model"), ["model"], unique=False)
+
+    op.create_table(
+        "capacity_forecasts",
+        sa.Column("model", NAME, nullable=False),
+        sa.Column("fitted_at", TZ, nullable=False),
+        sa.Column("start", TZ, nullable=False),
+        sa.Column("mean", sa.JSON(), nullable=False),
+        sa.Column("lower", sa.JSON(), nullable=False),
+        sa.Column("upper", sa.JSON(), nullable=False),
+        sa.Column("method", sa.String(length=32), nullable=False),
+        sa.Column("mase", sa.Float(), nullable=True),
+        sa.Column("per_replica_rps", sa.Float(), nullable=True),
+        sa.PrimaryKeyConstraint("model", name=op.f("pk_capacity_forecasts")),
     )
     op.create_table(
         "cursors",
@@ -272,6 +302,12 @@ def downgrade() -> None:
     op.drop_table("detector_states")
     op.drop_table("declarations")
     op.drop_table("cursors")
+    op.drop_table("capacity_forecasts")
+    with op.batch_alter_table("capacity_decisions", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_capacity_decisions_model"))
+        batch_op.drop_index(batch_op.f("ix_capacity_decisions_at"))
+
+    op.drop_table("capacity_decisions")
     op.drop_table("alerts")
     with op.batch_alter_table("alert_groups", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_alert_groups_key"))

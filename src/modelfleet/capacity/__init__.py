@@ -1,0 +1,1 @@
+"""Capacity and cost: demand forecasts, autoscaling, right-sizing, cost per tenant."""
