@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import doctest
-import time
 
 import numpy as np
 import pytest
@@ -84,13 +83,6 @@ def test_history_shorter_than_a_day_falls_back_to_naive() -> None:
     forecast = forecaster.predict(3)
     assert forecaster.naive_season_ == 1
     np.testing.assert_array_equal(forecast.mean, [4.0, 4.0, 4.0])
-
-
-def test_a_month_of_hourly_points_fits_well_under_a_second() -> None:
-    y = hourly_demand(4 * WEEK)
-    start = time.perf_counter()
-    DemandForecaster().fit(y).predict(WEEK)
-    assert time.perf_counter() - start < 1.0
 
 
 def test_seasonal_naive_repeats_the_last_season() -> None:

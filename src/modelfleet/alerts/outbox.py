@@ -177,12 +177,3 @@ def _notified(item: Pending, *, ok: bool, error: str | None, attempts: int, now:
             "error": error,
         },
     )
-
-
-def list_notifications(
-    conn: Connection, *, group_id: int | None = None, limit: int = 100
-) -> list[Any]:
-    query = select(notifications).order_by(notifications.c.id.desc()).limit(limit)
-    if group_id is not None:
-        query = query.where(notifications.c.group_id == group_id)
-    return list(conn.execute(query))

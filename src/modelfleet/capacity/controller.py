@@ -23,7 +23,7 @@ fresh window, which can only delay a scale-down, never an increase.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -34,12 +34,12 @@ from modelfleet.capacity.autoscaler import Autoscaler, ScalingPolicy
 from modelfleet.capacity.forecast import DemandForecaster, mase
 from modelfleet.config.capacity import CapacityPolicySpec
 from modelfleet.config.schema import CapacityPolicy, Deployment
-from modelfleet.registry.audit import record
 from modelfleet.registry.declarations import declared
 from modelfleet.registry.events import Event
+from modelfleet.registry.replicas import replica_target, set_replica_target
 from modelfleet.registry.resources import load_state
 from modelfleet.store import Store
-from modelfleet.store.tables import capacity_decisions, capacity_forecasts, replica_targets
+from modelfleet.store.tables import capacity_decisions, capacity_forecasts
 from modelfleet.store.upsert import upsert
 from modelfleet.telemetry.writer import read_rollups
 
@@ -81,7 +81,7 @@ class CapacityController:
         self, conn: Connection, policy: CapacityPolicy, version: str, minute: datetime
     ) -> list[Event]:
         spec = policy.spec
-        current = _replicas(conn, spec.model, version) or spec.min_replicas
+        current = replica_target(conn, spec.model, version).replicas or spec.min_replicas
         capacity = measured_capacity(conn, spec, version, minute, current)
         if capacity is None and spec.mode != "static":
             return []  # nothing to size replicas by until a minute has met the objective
@@ -114,7 +114,16 @@ class CapacityController:
         )
         if decision.replicas == current:
             return []
-        _write_target(conn, spec.model, version, decision.replicas, minute)
+        target = replica_target(conn, spec.model, version)
+        set_replica_target(
+            conn,
+            spec.model,
+            version,
+            replace(target, replicas=decision.replicas),
+            actor="capacity",
+            action="scale",
+            now=minute,
+        )
         return [
             Event(
                 at=minute,
@@ -242,46 +251,6 @@ def _serving_versions(conn: Connection) -> dict[str, str]:
         if reg.serving_version is not None:
             out[d.spec.model] = reg.serving_version
     return out
-
-
-def _replicas(conn: Connection, model: str, version: str) -> int | None:
-    t = replica_targets
-    return conn.execute(
-        select(t.c.replicas).where(t.c.model == model, t.c.version == version)
-    ).scalar()
-
-
-def _write_target(conn: Connection, model: str, version: str, replicas: int, now: datetime) -> None:
-    t = replica_targets
-    restarts = conn.execute(
-        select(t.c.restarts).where(t.c.model == model, t.c.version == version)
-    ).scalar()
-    upsert(
-        conn,
-        replica_targets,
-        [
-            {
-                "model": model,
-                "version": version,
-                "replicas": replicas,
-                "restarts": restarts or 0,
-                "updated_at": now,
-            }
-        ],
-        unique=["model", "version"],
-        update=["replicas", "updated_at"],
-    )
-    # The audit entry moves the store's generation: the gateways reload and scale.
-    record(
-        conn,
-        at=now,
-        actor="capacity",
-        action="scale",
-        kind="ModelVersion",
-        name=f"{model}/{version}",
-        old=None,
-        new={"replicas": replicas},
-    )
 
 
 def _scaling_policy(spec: CapacityPolicySpec, per_replica_rps: float) -> ScalingPolicy:

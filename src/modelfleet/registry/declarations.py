@@ -28,8 +28,3 @@ def declared(conn: Connection, kind: type[D]) -> list[D]:
         doc = {"kind": r.kind, "metadata": {"name": r.name, "labels": r.labels}, "spec": r.spec}
         out.append(cast(D, kind.model_validate(doc)))
     return out
-
-
-def declared_one(conn: Connection, kind: type[D], name: str) -> D | None:
-    """The stored resource of `kind` called `name`, if any."""
-    return next((d for d in declared(conn, kind) if d.name == name), None)

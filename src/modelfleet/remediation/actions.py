@@ -19,7 +19,6 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import Any
 
 from sqlalchemy import Connection, select
 
@@ -27,9 +26,10 @@ from modelfleet.config.alerting import RunbookAction
 from modelfleet.config.schema import Deployment
 from modelfleet.errors import InvalidInput
 from modelfleet.registry.audit import record
+from modelfleet.registry.replicas import ReplicaTarget, replica_target, set_replica_target
 from modelfleet.registry.resources import load_state
 from modelfleet.registry.splits import read_splits, write_split
-from modelfleet.store.tables import region_status, replica_targets, tenant_throttles
+from modelfleet.store.tables import region_status, tenant_throttles
 from modelfleet.store.upsert import upsert
 
 # Operations owned by other control-plane packages, handed in by whoever assembles the
@@ -79,13 +79,13 @@ def scale(c: Context) -> Outcome:
     if target is None:
         return Outcome(False, "no version to scale: the alert names no model and version")
     model, version = target
-    row = _replicas_row(c.conn, model, version)
-    current = row.replicas if row is not None and row.replicas is not None else 1
+    asked = replica_target(c.conn, model, version)
+    current = asked.replicas if asked.replicas is not None else 1
     wanted = c.step.replicas if c.step.replicas is not None else current + (c.step.add or 0)
     wanted = min(wanted, c.step.max_replicas)
     if wanted == current:
         return Outcome(False, f"{model}/{version} already runs {current} replica(s)")
-    _write_replicas(c, model, version, replicas=wanted, restarts=row.restarts if row else 0)
+    _set(c, model, version, replace(asked, replicas=wanted))
     return Outcome(True, f"scaled {model}/{version} from {current} to {wanted} replicas")
 
 
@@ -94,9 +94,8 @@ def restart(c: Context) -> Outcome:
     if target is None:
         return Outcome(False, "no version to restart: the alert names no model and version")
     model, version = target
-    row = _replicas_row(c.conn, model, version)
-    restarts = (row.restarts if row is not None else 0) + 1
-    _write_replicas(c, model, version, replicas=row.replicas if row else None, restarts=restarts)
+    asked = replica_target(c.conn, model, version)
+    _set(c, model, version, replace(asked, restarts=asked.restarts + 1))
     return Outcome(True, f"restarted the replicas of {model}/{version}")
 
 
@@ -198,36 +197,8 @@ def _version(c: Context) -> tuple[str, str] | None:
     return (model, version) if model and version else None
 
 
-def _replicas_row(conn: Connection, model: str, version: str) -> Any:
-    t = replica_targets
-    return conn.execute(select(t).where(t.c.model == model, t.c.version == version)).one_or_none()
-
-
-def _write_replicas(
-    c: Context, model: str, version: str, *, replicas: int | None, restarts: int
-) -> None:
-    upsert(
-        c.conn,
-        replica_targets,
-        [
-            {
-                "model": model,
-                "version": version,
-                "replicas": replicas,
-                "restarts": restarts,
-                "updated_at": c.now,
-            }
-        ],
-        unique=["model", "version"],
-        update=["replicas", "restarts", "updated_at"],
-    )
-    _audit(
-        c,
-        "replicas",
-        "ModelVersion",
-        f"{model}/{version}",
-        {"replicas": replicas, "restarts": restarts},
-    )
+def _set(c: Context, model: str, version: str, target: ReplicaTarget) -> None:
+    set_replica_target(c.conn, model, version, target, actor=c.actor, action="replicas", now=c.now)
 
 
 def _audit(c: Context, action: str, kind: str, name: str, new: dict[str, object]) -> None:

@@ -51,14 +51,6 @@ class Receiver:
         self._thread.start()
         return self.url
 
-    def pages(self) -> list[Received]:
-        """PagerDuty triggers: each one wakes a person."""
-        return [
-            r
-            for r in self.received
-            if isinstance(r.body, dict) and r.body.get("event_action") == "trigger"
-        ]
-
     def stop(self) -> None:
         if self._server is not None:
             self._server.shutdown()

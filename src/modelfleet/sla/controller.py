@@ -31,7 +31,7 @@ from modelfleet.config.schema import SLA
 from modelfleet.config.sla import BurnAlert
 from modelfleet.registry.declarations import declared
 from modelfleet.registry.events import Event, alert_details, record_event
-from modelfleet.sla.budget import burning
+from modelfleet.sla.budget import firing
 from modelfleet.sla.periods import MINUTE, Period, period_of
 from modelfleet.sla.sli import MinuteCounts, SLIValue, in_window, measure
 from modelfleet.sla.status import TenantStatus, covered_tenants, minute_counts, tenant_status
@@ -72,14 +72,14 @@ class SLAController:
         for slo in sla.spec.slos:
             if slo.type == "incident_response":
                 continue
+
+            def sli(start: datetime, end: datetime, slo: Any = slo) -> SLIValue:
+                window = in_window(counts, start, end)
+                return measure(slo, window, max(len(window), 1))
+
+            fired = firing(sla.spec.burn_alerts, sli, now, slo.objective)
             for alert in sla.spec.burn_alerts:
-
-                def sli(start: datetime, end: datetime, slo: Any = slo) -> SLIValue:
-                    window = in_window(counts, start, end)
-                    return measure(slo, window, max(len(window), 1))
-
-                long, short = sli(now - alert.long, now), sli(now - alert.short, now)
-                fires = burning(alert, long, short, slo.objective)
+                fires = alert in fired
                 events += self._say(
                     ("burn", sla.name, tenant, slo.name, _windows(alert)),
                     fires,
@@ -89,7 +89,7 @@ class SLAController:
                     now,
                     tenant,
                 )
-        status = tenant_status(conn, sla, tenant, now)
+        status = tenant_status(conn, sla, tenant, now, counts=counts)
         for s in status.slos:
             low = s.sli.total > 0 and s.budget_left < sla.spec.budget_warning
             labels = {
@@ -116,10 +116,11 @@ class SLAController:
         return events
 
     def _window(self, conn: Connection, sla: SLA, tenant: str, now: datetime) -> list[MinuteCounts]:
-        """The tenant's minute counts over the longest burn window, cached between ticks."""
+        """The tenant's minute counts over the period so far and the longest burn window,
+        cached between ticks: each tick reads only the minutes new since the last."""
         longest = max((a.long for a in sla.spec.burn_alerts), default=timedelta(hours=1))
         cache = self._counts.setdefault((sla.name, tenant), {})
-        start = now - longest
+        start = min(now - longest, period_of(now, sla.spec.time_zone).start)
         since = max(start, max(cache, default=start) - _REFRESH)
         for c in minute_counts(conn, tenant, sla.spec.models, since, now + MINUTE):
             cache[c.minute] = c
@@ -162,15 +163,8 @@ class SLAController:
         if row is not None and row.state == "final":
             return []
         values = _values(status, now)
-        if row is not None and row.share == values["share"] and row.slis == values["slis"]:
-            return []
-        upsert(
-            conn,
-            sla_credits,
-            [values],
-            unique=["sla", "tenant", "period"],
-            update=["state", "slis", "share", "amount", "reasons", "computed_at"],
-        )
+        if row is None or row.share != values["share"] or row.slis != values["slis"]:
+            _write_ledger(conn, values)
         return []
 
     def _close(
@@ -182,14 +176,7 @@ class SLAController:
         if row is None or row.state == "final":
             return []  # never measured (before the SLA), or closed already
         status = tenant_status(conn, sla, tenant, period.end, period)
-        values = _values(status, now) | {"state": "final"}
-        upsert(
-            conn,
-            sla_credits,
-            [values],
-            unique=["sla", "tenant", "period"],
-            update=["state", "slis", "share", "amount", "reasons", "computed_at"],
-        )
+        _write_ledger(conn, _values(status, now) | {"state": "final"})
         conn.execute(
             update(sla_credits)
             .where(
@@ -260,6 +247,16 @@ def _values(status: TenantStatus, now: datetime) -> dict[str, Any]:
         "computed_at": now,
         "notified_at": None,
     }
+
+
+def _write_ledger(conn: Connection, values: dict[str, Any]) -> None:
+    upsert(
+        conn,
+        sla_credits,
+        [values],
+        unique=["sla", "tenant", "period"],
+        update=["state", "slis", "share", "amount", "reasons", "computed_at"],
+    )
 
 
 def _row(conn: Connection, sla: str, tenant: str, period: str) -> Any:

@@ -33,11 +33,6 @@ def _pct(value: float) -> str:
     return f"{value * 100:.3f}%"
 
 
-def render_html(status: TenantStatus) -> str:
-    """The report of `status` as a complete HTML document."""
-    return render_html_all([status])
-
-
 def render_html_all(statuses: Sequence[TenantStatus]) -> str:
     """One HTML document holding the report of each status (a tenant under several SLAs)."""
     if not statuses:

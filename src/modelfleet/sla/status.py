@@ -28,6 +28,7 @@ from modelfleet.sla.sli import (
     MinuteCounts,
     SLIValue,
     counts_of,
+    in_window,
     incident_response,
     measure,
     measured,
@@ -152,15 +153,24 @@ def critical_incidents(
 
 
 def tenant_status(
-    conn: Connection, sla: SLA, tenant: str, now: datetime, period: Period | None = None
+    conn: Connection,
+    sla: SLA,
+    tenant: str,
+    now: datetime,
+    period: Period | None = None,
+    *,
+    counts: Sequence[MinuteCounts] | None = None,
 ) -> TenantStatus:
-    """Where `tenant` stands in `period` (default: the one holding `now`), as of `now`."""
+    """Where `tenant` stands in `period` (default: the one holding `now`), as of `now`.
+
+    `counts`: the tenant's minute counts covering the period so far, when the caller keeps
+    them (the SLA controller does); otherwise they are read from the rollups."""
     spec = sla.spec
     period = period or period_of(now, spec.time_zone)
     until = min(now, period.end)
-    counts = measured(
-        minute_counts(conn, tenant, spec.models, period.start, until), period, spec.maintenance
-    )
+    if counts is None:
+        counts = minute_counts(conn, tenant, spec.models, period.start, until)
+    counts = measured(in_window(counts, period.start, until), period, spec.maintenance)
     elapsed_share = period.elapsed(until)
     skipped = excluded_minutes(period, spec.maintenance)
     elapsed_minutes = max(0, (until - period.start) // MINUTE)

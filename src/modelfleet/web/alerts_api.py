@@ -19,8 +19,6 @@ import hmac
 from datetime import datetime
 from typing import Any
 
-import orjson
-
 from modelfleet.alerts.records import list_alerts
 from modelfleet.alerts.silences import Silence, create_silence, expire_silence, list_silences
 from modelfleet.clock import Clock
@@ -28,9 +26,9 @@ from modelfleet.errors import InvalidInput, NotFound
 from modelfleet.gateway.app import Receive, Scope, Send, parse_json, read_body
 from modelfleet.gateway.errors import HTTPError, not_found, unauthorized
 from modelfleet.store import Store
+from modelfleet.web.replies import answer
 
 PREFIX = "/api/v2"
-JSON = [(b"content-type", b"application/json")]
 MAX_BODY = 64 * 1024
 
 
@@ -43,19 +41,14 @@ class AlertsAPI:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             return
-        headers = list(JSON)
+        await answer(send, lambda: self._authorized(scope, receive))
+
+    async def _authorized(self, scope: Scope, receive: Receive) -> tuple[int, Any]:
+        self._authorize(scope)
         try:
-            self._authorize(scope)
-            status, body = await self._dispatch(scope, receive)
-        except HTTPError as exc:
-            status, body = exc.status, {"error": exc.message}
-            headers += exc.headers
-        except NotFound as exc:
-            status, body = 404, {"error": str(exc)}
-        except InvalidInput as exc:
-            status, body = 400, {"error": str(exc)}
-        await send({"type": "http.response.start", "status": status, "headers": headers})
-        await send({"type": "http.response.body", "body": orjson.dumps(body)})
+            return await self._dispatch(scope, receive)
+        except NotFound as exc:  # an unknown silence: the resource is missing, not the input
+            raise HTTPError(404, str(exc)) from exc
 
     def _authorize(self, scope: Scope) -> None:
         if self.admin_token_sha256 is None:

@@ -23,7 +23,8 @@ from modelfleet.gateway.errors import HTTPError, not_found
 from modelfleet.review import label_item, list_items, next_item
 from modelfleet.review.queue import STATUSES, get_item
 from modelfleet.store import Store
-from modelfleet.web.tenants import reply, tenant_of
+from modelfleet.web.replies import answer
+from modelfleet.web.tenants import tenant_of
 
 PREFIX = "/v1/review"
 MAX_BODY = 64 * 1024
@@ -37,15 +38,7 @@ class ReviewAPI:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             return
-        headers: list[tuple[bytes, bytes]] = []
-        try:
-            status, body = await self._dispatch(scope, receive)
-        except HTTPError as exc:
-            status, body = exc.status, {"error": exc.message}
-            headers += exc.headers
-        except InvalidInput as exc:
-            status, body = 400, {"error": str(exc)}
-        await reply(send, status, body, headers)
+        await answer(send, lambda: self._dispatch(scope, receive))
 
     async def _dispatch(self, scope: Scope, receive: Receive) -> tuple[int, Any]:
         method, parts = scope["method"], scope["path"][len(PREFIX) :].strip("/").split("/")

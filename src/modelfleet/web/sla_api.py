@@ -22,7 +22,8 @@ from modelfleet.registry.declarations import declared
 from modelfleet.sla.periods import parse_period
 from modelfleet.sla.status import covered_tenants, ledger, tenant_status
 from modelfleet.store import Store
-from modelfleet.web.tenants import reply, tenant_of
+from modelfleet.web.replies import answer
+from modelfleet.web.tenants import tenant_of
 
 PREFIX = "/v1/sla"
 
@@ -35,17 +36,12 @@ class SLAAPI:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             return
-        headers: list[tuple[bytes, bytes]] = []
-        try:
-            if scope["method"] != "GET":
-                raise HTTPError(405, "the SLA API only answers GET", [(b"allow", b"GET")])
-            status, body = await asyncio.to_thread(self._answer, scope)
-        except HTTPError as exc:
-            status, body = exc.status, {"error": exc.message}
-            headers += exc.headers
-        except InvalidInput as exc:
-            status, body = 400, {"error": str(exc)}
-        await reply(send, status, body, headers)
+        await answer(send, lambda: self._dispatch(scope))
+
+    async def _dispatch(self, scope: Scope) -> tuple[int, Any]:
+        if scope["method"] != "GET":
+            raise HTTPError(405, "the SLA API only answers GET", [(b"allow", b"GET")])
+        return await asyncio.to_thread(self._answer, scope)
 
     def _answer(self, scope: Scope) -> tuple[int, Any]:
         tenant = self._tenant(scope)

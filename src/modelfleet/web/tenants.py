@@ -1,4 +1,4 @@
-"""What every tenant-facing web API shares: the caller's tenant from its API key, and replies.
+"""The caller's tenant, from its API key: what every tenant-facing web API starts from.
 
 The tenant always comes from the key, never from the request, so no call can name another
 tenant's data.
@@ -6,16 +6,10 @@ tenant's data.
 
 from __future__ import annotations
 
-from typing import Any
-
-import orjson
-
-from modelfleet.gateway.app import Scope, Send
+from modelfleet.gateway.app import Scope
 from modelfleet.gateway.errors import unauthorized
 from modelfleet.registry.keys import verify_key
 from modelfleet.store import Store
-
-JSON = [(b"content-type", b"application/json")]
 
 
 def tenant_of(store: Store, scope: Scope) -> str:
@@ -28,12 +22,3 @@ def tenant_of(store: Store, scope: Scope) -> str:
     if key is None:
         raise unauthorized("unknown or revoked API key")
     return key.tenant
-
-
-async def reply(
-    send: Send, status: int, body: Any, headers: list[tuple[bytes, bytes]] | None = None
-) -> None:
-    """A JSON response (an empty body for 204)."""
-    await send({"type": "http.response.start", "status": status, "headers": JSON + (headers or [])})
-    payload = b"" if status == 204 else orjson.dumps(body)
-    await send({"type": "http.response.body", "body": payload})

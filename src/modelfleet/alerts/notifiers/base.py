@@ -9,14 +9,14 @@ are translated where they enter, so callers see one error type.
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any, Generic, Protocol, TypeVar
 
 import httpx
 
 from modelfleet.alerts.notification import Notification
 from modelfleet.errors import DeliveryFailed
 
-__all__ = ["DeliveryFailed", "Notifier", "post_json", "rfc3339", "truncate"]
+__all__ = ["DeliveryFailed", "JSONNotifier", "Notifier", "post_json", "rfc3339", "truncate"]
 
 # How much of a refusing receiver's answer goes into the reason a person reads.
 _ANSWER_CHARS = 200
@@ -28,6 +28,41 @@ class Notifier(Protocol):
     def send(self, notification: Notification) -> None:
         """Deliver, or raise `DeliveryFailed`."""
         ...
+
+
+class _HasURL(Protocol):
+    @property
+    def url(self) -> str: ...
+
+
+C = TypeVar("C", bound=_HasURL)
+
+
+class JSONNotifier(Generic[C]):
+    """A notifier that POSTs one JSON body per notification to its config's `url`: what the
+    webhook, Slack and PagerDuty integrations share. Each says its `integration` and builds
+    its `body`; a `transport` is for tests that bring an httpx transport."""
+
+    integration = "http"
+
+    def __init__(
+        self, config: C, *, timeout_s: float = 10.0, transport: httpx.BaseTransport | None = None
+    ) -> None:
+        self.config = config
+        self.timeout_s = timeout_s
+        self.transport = transport
+
+    def body(self, notification: Notification) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def send(self, notification: Notification) -> None:
+        post_json(
+            self.config.url,
+            self.body(notification),
+            timeout_s=self.timeout_s,
+            transport=self.transport,
+            integration=self.integration,
+        )
 
 
 def post_json(

@@ -17,11 +17,9 @@ from __future__ import annotations
 import hashlib
 from typing import Any, Literal
 
-import httpx
-
 from modelfleet.alerts.alert import Alert
 from modelfleet.alerts.notification import Notification
-from modelfleet.alerts.notifiers.base import post_json, rfc3339, truncate
+from modelfleet.alerts.notifiers.base import JSONNotifier, rfc3339, truncate
 from modelfleet.config.alerting import PagerDutyConfig
 
 EventAction = Literal["trigger", "acknowledge", "resolve"]
@@ -129,25 +127,10 @@ def _details(alert: Alert) -> dict[str, Any]:
     }
 
 
-class PagerDutyNotifier:
+class PagerDutyNotifier(JSONNotifier[PagerDutyConfig]):
     """Sends `pagerduty_body` to the Events API (`config.url`); PagerDuty answers 202."""
 
-    def __init__(
-        self,
-        config: PagerDutyConfig,
-        *,
-        timeout_s: float = 10.0,
-        transport: httpx.BaseTransport | None = None,
-    ) -> None:
-        self.config = config
-        self.timeout_s = timeout_s
-        self.transport = transport
+    integration = "pagerduty"
 
-    def send(self, notification: Notification) -> None:
-        post_json(
-            self.config.url,
-            pagerduty_body(notification, routing_key=self.config.routing_key),
-            timeout_s=self.timeout_s,
-            transport=self.transport,
-            integration="pagerduty",
-        )
+    def body(self, notification: Notification) -> dict[str, Any]:
+        return pagerduty_body(notification, routing_key=self.config.routing_key)

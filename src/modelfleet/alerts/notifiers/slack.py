@@ -16,11 +16,9 @@ from __future__ import annotations
 
 from typing import Any
 
-import httpx
-
 from modelfleet.alerts.alert import Alert
 from modelfleet.alerts.notification import Notification
-from modelfleet.alerts.notifiers.base import post_json, rfc3339, truncate
+from modelfleet.alerts.notifiers.base import JSONNotifier, rfc3339, truncate
 from modelfleet.config.alerting import SlackConfig
 
 MAX_ATTACHMENTS = 20
@@ -118,25 +116,10 @@ def _escape(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
-class SlackNotifier:
+class SlackNotifier(JSONNotifier[SlackConfig]):
     """POSTs `slack_body` to the incoming webhook's URL; Slack answers 200 `ok`."""
 
-    def __init__(
-        self,
-        config: SlackConfig,
-        *,
-        timeout_s: float = 10.0,
-        transport: httpx.BaseTransport | None = None,
-    ) -> None:
-        self.config = config
-        self.timeout_s = timeout_s
-        self.transport = transport
+    integration = "slack"
 
-    def send(self, notification: Notification) -> None:
-        post_json(
-            self.config.url,
-            slack_body(notification, channel=self.config.channel),
-            timeout_s=self.timeout_s,
-            transport=self.transport,
-            integration="slack",
-        )
+    def body(self, notification: Notification) -> dict[str, Any]:
+        return slack_body(notification, channel=self.config.channel)

@@ -16,11 +16,9 @@ from __future__ import annotations
 
 from typing import Any
 
-import httpx
-
 from modelfleet.alerts.alert import Alert
 from modelfleet.alerts.notification import Notification
-from modelfleet.alerts.notifiers.base import post_json, rfc3339
+from modelfleet.alerts.notifiers.base import JSONNotifier, rfc3339
 from modelfleet.config.alerting import WebhookConfig
 
 VERSION = "4"
@@ -67,26 +65,10 @@ def _alert(alert: Alert) -> dict[str, Any]:
     }
 
 
-class WebhookNotifier:
+class WebhookNotifier(JSONNotifier[WebhookConfig]):
     """POSTs `webhook_body` to the configured URL; a 2xx answer is success."""
 
-    def __init__(
-        self,
-        config: WebhookConfig,
-        *,
-        timeout_s: float = 10.0,
-        transport: httpx.BaseTransport | None = None,
-    ) -> None:
-        self.config = config
-        self.timeout_s = timeout_s
-        self.transport = transport
+    integration = "webhook"
 
-    def send(self, notification: Notification) -> None:
-        body = webhook_body(notification, max_alerts=self.config.max_alerts)
-        post_json(
-            self.config.url,
-            body,
-            timeout_s=self.timeout_s,
-            transport=self.transport,
-            integration="webhook",
-        )
+    def body(self, notification: Notification) -> dict[str, Any]:
+        return webhook_body(notification, max_alerts=self.config.max_alerts)
