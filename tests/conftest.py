@@ -81,7 +81,7 @@ EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "retail-vision"
 def trained_example(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A copy of the retail-vision example with its models trained by its own script."""
     root = tmp_path_factory.mktemp("retail-vision")
-    for name in ("fleet.yaml", "alerting.yaml", "v4.py"):
+    for name in ("fleet.yaml", "alerting.yaml", "sla.yaml", "capacity.yaml", "v4.py"):
         shutil.copy(EXAMPLE / name, root / name)
     spec = importlib.util.spec_from_file_location("retail_vision_train", EXAMPLE / "train.py")
     assert spec is not None and spec.loader is not None

@@ -33,6 +33,9 @@ def test_demo_applies_the_example_and_exits_0(
         # bayside-market's new cameras overexpose: its inputs drift, and only its.
         assert "Drift: bayside-market." in out
         assert "refused over quota, 0 failed." in out  # the free tenant asks for twice its quota
+        # A 3x load spike: the capacity controller scales out, and back in after it.
+        assert "7. capacity: replicas follow the load" in out
+        assert "Capacity: replicas followed the spike from 2 to " in out
         served = int(out.split("audit entries; ")[1].split(" requests served")[0])
         assert served > 100
         for tenant in ("acme-grocers", "bayside-market", "corner-deli", "dune-foods"):

@@ -9,6 +9,8 @@ import csv
 import io
 import json
 import logging
+import math
+import re
 import signal
 import sys
 from collections.abc import Callable, Mapping
@@ -35,10 +37,12 @@ from modelfleet.alerts.oncall import on_call, people_at, shifts
 from modelfleet.alerts.records import list_alerts
 from modelfleet.alerts.silences import Silence, create_silence, expire_silence, list_silences
 from modelfleet.capacity.autoscaler import ScalingPolicy, predictive_replicas
-from modelfleet.capacity.cost import MixPlan, plan_mix
-from modelfleet.capacity.forecast import DemandForecaster
-from modelfleet.capacity.refitting import RefittingForecaster
+from modelfleet.capacity.cost import MixPlan, allocate, plan_mix, right_size, smallest_fitting
+from modelfleet.capacity.forecast import DemandForecaster, holdout_mase, two_sided
+from modelfleet.capacity.online import OnlineForecaster
 from modelfleet.capacity.replay import read_trace, replay
+from modelfleet.capacity.usage import Usage, per_replica_capacity
+from modelfleet.capacity.usage import usage as capacity_usage
 from modelfleet.clock import SystemClock
 from modelfleet.config import load_fleet
 from modelfleet.config.base import format_duration, parse_duration
@@ -75,6 +79,7 @@ from modelfleet.registry.events import recent_events
 from modelfleet.registry.keys import KeyRecord
 from modelfleet.remediation.controller import approve, list_runs
 from modelfleet.settings import Settings
+from modelfleet.sim.capacity import CapacityDrill, run_capacity_drill
 from modelfleet.sim.demo import (
     DEMO_ROLLOUTS,
     DRIFTING_TENANT,
@@ -671,6 +676,25 @@ def demo(
                             f"{status.credit_amount:.2f} {contract.spec.currency})"
                         )
 
+    out.rule("7. capacity: replicas follow the load")
+    capacity_file = example / "capacity.yaml"
+    capacity: CapacityDrill | None = None
+    if capacity_file.is_file():
+        out.print(
+            f"Apply {capacity_file} to a fresh store with three days of product-recognizer's "
+            "traffic as history: the capacity controller measures what a replica serves within "
+            "the latency objective and forecasts the demand. Then, one virtual minute at a time, "
+            "the load jumps; replicas asked for serve two minutes later.\n"
+        )
+        with out.status("running the capacity drill"):
+            capacity = run_capacity_drill(example, database.parent / "capacity")
+        out.print(
+            f"The load is {capacity.spike:g}x from minute {capacity.spike_from} to "
+            f"{capacity.spike_until}; replicas between {capacity.min_replicas} and "
+            f"{capacity.max_replicas}:"
+        )
+        out.print(_capacity_table(capacity))
+
     out.rule("summary")
     served = sum(t.codes[200] for t in tallies.values())
     refused = sum(t.codes[429] for t in tallies.values())
@@ -694,6 +718,12 @@ def demo(
         + (", ".join(at_risk) or "none")
         + f".\nIncident: {'fixed by a runbook' if drill.resolved_automatically else 'NOT fixed'}"
         f" in {_seconds(drill.mttr)}, {drill.pages} page(s)."
+        + (
+            f"\nCapacity: replicas followed the spike from {capacity.before} to {capacity.peak} "
+            f"and back to {capacity.after}."
+            if capacity is not None
+            else f"\nCapacity: no {capacity_file}."
+        )
         + f"\nExplore it: MODELFLEET_HOME={database.parent} modelfleet rollout status "
         f"product-recognizer; MODELFLEET_HOME={database.parent / 'drill'} modelfleet incidents list"
     )
@@ -721,6 +751,24 @@ def demo(
         raise ModelfleetError(f"the demo's rollouts ended {states}, expected {expected}")
     if not drill.resolved_automatically:
         raise ModelfleetError("the demo's replica crash was not fixed by a runbook; see above")
+    if capacity is not None and not capacity.before < capacity.peak > capacity.after:
+        raise ModelfleetError("the demo's replicas did not follow the load spike; see above")
+
+
+def _capacity_table(drill: CapacityDrill) -> Table:
+    """Every fifth minute of the capacity drill, and every minute the replica count changed."""
+    table = Table("MINUTE", "LOAD (rps)", "REPLICAS", "WHY", box=None)
+    table.columns[-1].overflow = "fold"
+    for m in drill.timeline:
+        if m.reason is None and m.minute % 5 and m is not drill.timeline[-1]:
+            continue
+        spiking = drill.spike_from <= m.minute < drill.spike_until
+        load = f"{m.load_rps:.1f}" + (" (spike)" if spiking else "")
+        why = ""
+        if m.reason is not None:  # "mode: verdict: why", with figures cut to one decimal
+            why = re.sub(r"\d+\.\d+", lambda f: f"{float(f[0]):.1f}", m.reason.split(": ", 1)[-1])
+        table.add_row(str(m.minute), load, str(m.replicas), escape(why))
+    return table
 
 
 def _print_round(rollout: rollouts.Rollout, round_: Round, now: datetime) -> None:
@@ -2080,6 +2128,9 @@ class ScalingMode(StrEnum):
     static = "static"
 
 
+AUTO_REPLICAS_AT_P95 = 20  # without --per-replica-rps, the trace's busy hours need this many
+
+
 @capacity_app.command("simulate")
 def capacity_simulate(
     trace_file: Annotated[
@@ -2092,14 +2143,25 @@ def capacity_simulate(
         ScalingMode, typer.Option("--policy", help="how replicas follow demand")
     ] = ScalingMode.predictive,
     per_replica_rps: Annotated[
-        float, typer.Option("--per-replica-rps", min=0, help="requests/s one replica serves")
-    ] = 50.0,
-    interval: Annotated[
-        timedelta,
+        float | None,
         typer.Option(
-            "--interval", parser=parse_duration, metavar="DURATION", help="one trace row's span"
+            "--per-replica-rps",
+            min=0,
+            help="requests/s one replica serves (default: the trace's 95th percentile rate / "
+            f"{AUTO_REPLICAS_AT_P95})",
+            show_default=False,
         ),
-    ] = timedelta(hours=1),
+    ] = None,
+    interval: Annotated[
+        timedelta | None,
+        typer.Option(
+            "--interval",
+            parser=parse_duration,
+            metavar="DURATION",
+            help="one trace row's span (default: the trace's median step)",
+            show_default=False,
+        ),
+    ] = None,
     startup_delay: Annotated[
         timedelta,
         typer.Option(
@@ -2107,36 +2169,86 @@ def capacity_simulate(
             parser=parse_duration,
             metavar="DURATION",
             help="from asking for a replica until it serves",
+            show_default="5m",
         ),
-    ] = timedelta(minutes=2),
+    ] = timedelta(minutes=5),
     min_replicas: Annotated[int, typer.Option("--min", min=1, help="fewest replicas")] = 1,
-    max_replicas: Annotated[
-        int, typer.Option("--max", min=1, help="most replicas; static keeps this many")
-    ] = 64,
+    max_replicas: Annotated[int, typer.Option("--max", min=1, help="most replicas")] = 1000,
+    static_replicas: Annotated[
+        int | None,
+        typer.Option(
+            "--replicas",
+            min=1,
+            help="static: replicas kept (default: the trace's peak at the target utilization)",
+            show_default=False,
+        ),
+    ] = None,
     target_utilization: Annotated[
-        float, typer.Option("--target-utilization", min=0, max=1, help="utilization aimed at")
+        float,
+        typer.Option(
+            "--target-utilization", min=0, max=1, help="HPA's target, on the load observed"
+        ),
     ] = 0.75,
+    forecast_utilization: Annotated[
+        float,
+        typer.Option(
+            "--forecast-utilization",
+            min=0,
+            max=1,
+            help="predictive: how full the forecast's upper bound may make replicas",
+        ),
+    ] = 0.9,
+    level: Annotated[
+        float,
+        typer.Option("--level", min=0.5, max=0.999, help="predictive: the upper bound's quantile"),
+    ] = 0.9,
     price: Annotated[
         float, typer.Option("--price", min=0, help="price of one replica-hour")
     ] = 0.10,
     output: OutputOption = Output.table,
 ) -> None:
-    """Replay FILE.csv through a scaling policy: under-provisioned share, utilization, cost."""
+    """Replay FILE.csv through a scaling policy: under-provisioned share, utilization, cost.
+
+    Every interval the policy decides from the load of the one before (and, predictive, from
+    a forecast refitted daily on the trace so far); replicas asked for serve after the
+    start-up delay. Compare policies by running it once with each."""
     try:
         trace = read_trace(trace_file)
+        if len(trace) < 2:
+            raise ValueError("the trace needs at least two rows")
+        steps = np.diff([t for t, _ in trace])
+        interval_s = interval.total_seconds() if interval else float(np.median(steps))
+        if not interval_s > 0:
+            raise ValueError("timestamps must increase")
+        rates = np.array([r for _, r in trace]) / interval_s
+        if per_replica_rps is None:
+            busy = float(np.quantile(rates, 0.95))
+            per_replica_rps = busy / AUTO_REPLICAS_AT_P95 if busy > 0 else 1.0
+            err.print(
+                f"--per-replica-rps not given: {per_replica_rps:.4g} requests/s per replica "
+                f"(the trace's 95th percentile rate / {AUTO_REPLICAS_AT_P95})",
+                markup=False,
+                highlight=False,
+            )
         scaling = ScalingPolicy(
             min_replicas=min_replicas,
             max_replicas=max_replicas,
             per_replica_rps=per_replica_rps,
             startup_lead=startup_delay.total_seconds(),
             target_utilization=target_utilization,
+            forecast_utilization=forecast_utilization,
         )
     except OSError as exc:
         raise InvalidInput(f"{exc.filename or trace_file}: {exc.strerror or exc}") from exc
     except ValueError as exc:
-        raise InvalidInput(str(exc)) from exc
-    interval_s = interval.total_seconds()
-    forecaster = RefittingForecaster(interval_s) if policy is ScalingMode.predictive else None
+        raise InvalidInput(f"{trace_file}: {exc}") from exc
+    if policy is ScalingMode.static and static_replicas is None:
+        static_replicas = scaling.clamp(
+            math.ceil(float(np.max(rates)) / (per_replica_rps * target_utilization))
+        )
+    forecaster = (
+        OnlineForecaster(interval_s, level=level) if policy is ScalingMode.predictive else None
+    )
     with Progress(console=err, transient=True, disable=forecaster is None) as progress:
         task = progress.add_task("replaying", total=len(trace))
 
@@ -2154,12 +2266,16 @@ def capacity_simulate(
                 startup_delay_s=startup_delay.total_seconds(),
                 forecaster=forecast,
                 price_per_replica_hour=price,
+                static_replicas=static_replicas,
             )
         except ValueError as exc:
             raise InvalidInput(f"{trace_file}: {exc}") from exc
     figures = {
         "policy": policy.value,
         "intervals": len(trace),
+        "interval_s": interval_s,
+        "per_replica_rps": per_replica_rps,
+        "under_provisioned_intervals": int(np.sum(result.demand > result.capacity)),
         "under_provisioned_share": result.under_provisioned_share,
         "mean_utilization": result.mean_utilization,
         "replica_hours": result.replica_hours,
@@ -2174,7 +2290,7 @@ def capacity_simulate(
     table.add_row(
         policy.value,
         str(len(trace)),
-        f"{result.under_provisioned_share:.1%}",
+        f"{figures['under_provisioned_intervals']} ({result.under_provisioned_share:.1%})",
         f"{result.mean_utilization:.1%}",
         f"{result.replica_hours:,.1f}",
         f"{result.cost:,.2f}",
@@ -2191,17 +2307,21 @@ def capacity_plan(
     model: Annotated[str, typer.Option("--model", help="the model to plan for")],
     days: Annotated[int, typer.Option("--days", min=1, max=56, help="days ahead to plan")] = 7,
     per_replica_rps: Annotated[
-        float,
+        float | None,
         typer.Option(
             "--per-replica-rps",
             min=0,
-            help="requests/s one replica serves; not yet measured, so given here (default 50)",
+            help="requests/s one replica serves; default: as the capacity controller measured",
         ),
-    ] = 50.0,
+    ] = None,
+    hourly: Annotated[
+        bool, typer.Option("--hourly", help="list every hour's replicas, not each day's range")
+    ] = False,
     output: OutputOption = Output.table,
 ) -> None:
     """Forecast MODEL's next days from 4 weeks of rollups, size replicas for the forecast's
-    upper bound, and price the cheapest reserved/on-demand/spot mix against all on demand."""
+    upper bound at the measured per-replica capacity (or --per-replica-rps), and price the
+    cheapest reserved/on-demand/spot mix against all on demand."""
     now = clock.now()
     until = now.replace(minute=0, second=0, microsecond=0)
     since = until - PLAN_HISTORY
@@ -2219,6 +2339,13 @@ def capacity_plan(
                 f"CapacityPolicy of {model!r} names instance type "
                 f"{policy.instance_type!r}, which is not declared"
             )
+        if per_replica_rps is None:
+            per_replica_rps = per_replica_capacity(conn, policy, now)
+        if not per_replica_rps and policy.mode != "static":
+            raise InvalidInput(
+                f"model {model!r} has no measured per-replica capacity: pass --per-replica-rps, "
+                "or let the capacity controller measure it first"
+            )
         rollups = read_rollups(conn, since=since, until=until, model=model)
     hours = int(PLAN_HISTORY / timedelta(hours=1))
     served = np.zeros(hours)
@@ -2235,12 +2362,15 @@ def capacity_plan(
     if policy.mode == "static":
         replicas = [policy.static_replicas or policy.max_replicas] * horizon
     else:
-        upper = DemandForecaster().fit(history).predict(horizon).upper
+        level = two_sided(policy.forecast_level)
+        upper = DemandForecaster(level=level).fit(history).predict(horizon).upper
+        assert per_replica_rps  # refused above when missing, outside static mode
         scaling = ScalingPolicy(
             min_replicas=policy.min_replicas,
             max_replicas=policy.max_replicas,
             per_replica_rps=per_replica_rps,
             target_utilization=policy.target_utilization,
+            forecast_utilization=policy.forecast_utilization,
         )
         replicas = [predictive_replicas(float(u), scaling) for u in upper]
     plan = plan_mix(
@@ -2250,6 +2380,8 @@ def capacity_plan(
         interruptible=policy.interruptible,
     )
     start = until
+    scored = holdout_mase(history)
+    accuracy = {"mase": scored[0], "held_out_hours": scored[1]} if scored is not None else None
     per_day = [
         {
             "day": (start + timedelta(days=d)).date().isoformat(),
@@ -2263,18 +2395,37 @@ def capacity_plan(
             {
                 "model": model,
                 "instance_type": policy.instance_type,
+                "per_replica_rps": per_replica_rps,
                 "from": start.isoformat(),
+                "forecast_accuracy": accuracy,
                 "days": per_day,
+                "hours": [
+                    {"hour": (start + timedelta(hours=h)).isoformat(), "replicas": count}
+                    for h, count in enumerate(replicas)
+                ],
                 "mix": _mix_json(plan),
             }
         )
         return
-    table = Table("DAY", box=None)
-    table.add_column("MIN REPLICAS", justify="right")
-    table.add_column("MAX REPLICAS", justify="right")
-    for d in per_day:
-        table.add_row(str(d["day"]), str(d["min_replicas"]), str(d["max_replicas"]))
+    if hourly:
+        table = Table("HOUR", box=None)
+        table.add_column("REPLICAS", justify="right")
+        for h, count in enumerate(replicas):
+            table.add_row(f"{start + timedelta(hours=h):%Y-%m-%d %H:%M}", str(count))
+    else:
+        table = Table("DAY", box=None)
+        table.add_column("MIN REPLICAS", justify="right")
+        table.add_column("MAX REPLICAS", justify="right")
+        for d in per_day:
+            table.add_row(str(d["day"]), str(d["min_replicas"]), str(d["max_replicas"]))
     out.print(table)
+    if scored is not None and policy.mode != "static":
+        out.print(
+            f"forecast accuracy: MASE {scored[0]:.2f} on the last {scored[1]} hours held out "
+            "(below 1 beats the seasonal-naive forecast)",
+            markup=False,
+            highlight=False,
+        )
     excess = "spot" if plan.excess == "spot" else "on demand"
     peak = max((h.instances - h.reserved for h in plan.hours), default=0)
     out.print(
@@ -2299,6 +2450,193 @@ def _mix_json(plan: MixPlan) -> dict[str, Any]:
         "on_demand_only_cost": plan.on_demand_only_cost,
         "saving": plan.saving,
     }
+
+
+ModelFilterOption = Annotated[
+    str | None, typer.Option("--model", help="only this model; default: every one")
+]
+SinceOption = Annotated[
+    timedelta,
+    typer.Option(
+        "--since",
+        parser=parse_duration,
+        metavar="DURATION",
+        help="how far back, like 7d or 12h (default: 7d)",
+        show_default=False,
+    ),
+]
+
+
+def _usages(model: str | None, since: timedelta) -> tuple[list[Usage], datetime, datetime]:
+    """Usage of MODEL (or of every model with a CapacityPolicy) over the last `since`; models
+    whose per-replica capacity is not measured yet are left out, with a note on stderr."""
+    minutes = int(since / timedelta(minutes=1))
+    if minutes < 1:
+        raise InvalidInput(f"--since must be at least a minute, got {format_duration(since)}")
+    until = clock.now().replace(second=0, microsecond=0)
+    start = until - timedelta(minutes=minutes)
+    found: list[Usage] = []
+    with _store().begin() as conn:
+        policies = [p.spec for p in declared(conn, CapacityPolicy)]
+        if model is not None:
+            policies = [p for p in policies if p.model == model]
+            if not policies:
+                raise InvalidInput(f"model {model!r} has no CapacityPolicy: declare one first")
+        if not policies:
+            raise InvalidInput("no CapacityPolicy is declared: declare one per model first")
+        instances = {i.name: i.spec for i in declared(conn, InstanceType)}
+        for policy in policies:
+            instance = instances.get(policy.instance_type)
+            if instance is None:
+                raise InvalidInput(
+                    f"CapacityPolicy of {policy.model!r} names instance type "
+                    f"{policy.instance_type!r}, which is not declared"
+                )
+            found.append(capacity_usage(conn, policy, instance, since=start, until=until))
+    measured = [u for u in found if u.per_replica_rps]
+    for u in found:
+        if not u.per_replica_rps:
+            message = (
+                f"model {u.model!r} has no measured per-replica capacity yet: "
+                "let the capacity controller measure it first"
+            )
+            if model is not None:
+                raise InvalidInput(message)
+            err.print(f"note: {message}; left out", markup=False, highlight=False)
+    return measured, start, until
+
+
+@capacity_app.command("cost")
+def capacity_cost(
+    model: ModelFilterOption = None,
+    since: SinceOption = timedelta(days=7),
+    output: OutputOption = Output.table,
+) -> None:
+    """Cost per tenant over the last DURATION: each hour's on-demand cost times its utilization
+    shared by the requests each tenant was served, the rest shown as idle (as OpenCost does)."""
+    usages, start, until = _usages(model, since)
+    currencies = {u.currency for u in usages}
+    if len(currencies) > 1:
+        raise InvalidInput(
+            f"the instance types are priced in {', '.join(sorted(currencies))}: "
+            "pass --model to see one model at a time"
+        )
+    # Every model's hours side by side, one interval each; a tenant absent from a model's
+    # traffic served nothing in its hours.
+    tenants = sorted({t for u in usages for t in u.served})
+    costs: list[float] = []
+    utilization: list[float] = []
+    requests: dict[str, list[int]] = {t: [] for t in tenants}
+    for u in usages:
+        costs += u.cost
+        utilization += u.utilization()
+        for t in tenants:
+            requests[t] += u.served.get(t, (0,) * len(u.cost))
+    split = allocate(costs, requests, utilization)
+    currency = currencies.pop() if currencies else "USD"
+    rows = [
+        {
+            "tenant": t,
+            "requests": sum(requests[t]),
+            "cost": split.by_tenant[t],
+            "share": split.by_tenant[t] / split.total if split.total else 0.0,
+        }
+        for t in tenants
+    ]
+    idle_share = split.idle / split.total if split.total else 0.0
+    if output is Output.json:
+        _print_json(
+            {
+                "since": start.isoformat(),
+                "until": until.isoformat(),
+                "models": [u.model for u in usages],
+                "currency": currency,
+                "tenants": rows,
+                "idle": {"cost": split.idle, "share": idle_share},
+                "total": split.total,
+            }
+        )
+        return
+    table = Table("TENANT", box=None)
+    table.add_column("REQUESTS", justify="right")
+    table.add_column(f"COST ({currency})", justify="right")
+    table.add_column("SHARE", justify="right")
+    for row in rows:
+        table.add_row(
+            str(row["tenant"]), f"{row['requests']:,}", f"{row['cost']:,.2f}", f"{row['share']:.1%}"
+        )
+    table.add_row("(idle)", "", f"{split.idle:,.2f}", f"{idle_share:.1%}")
+    table.add_row(
+        "total",
+        f"{sum(sum(r) for r in requests.values()):,}",
+        f"{split.total:,.2f}",
+        "100.0%" if split.total else "-",
+    )
+    out.print(table)
+
+
+@capacity_app.command("rightsize")
+def capacity_rightsize(
+    model: ModelFilterOption = None,
+    since: SinceOption = timedelta(days=7),
+    output: OutputOption = Output.table,
+) -> None:
+    """Right-size each model's replicas from the last DURATION: the p95 of the hourly
+    utilization its replicas now would have had, against the policy's target utilization."""
+    usages, start, until = _usages(model, since)
+    with _store().begin() as conn:
+        policies = {p.spec.model: p.spec for p in declared(conn, CapacityPolicy)}
+        instances = {i.name: i.spec for i in declared(conn, InstanceType)}
+    rows = []
+    for u in usages:
+        policy = policies[u.model]
+        advice = right_size(
+            u.utilization_at(u.replicas_now), u.replicas_now, target=policy.target_utilization
+        )
+        now_type = instances[policy.instance_type]
+        cheapest = (
+            smallest_fitting(
+                instances, cpus=now_type.cpus, memory_gib=now_type.memory_gib, gpus=now_type.gpus
+            )
+            if len(instances) > 1
+            else None
+        )
+        rows.append(
+            {
+                "model": u.model,
+                "replicas": advice.replicas,
+                "p95_utilization": advice.utilization_p,
+                "target_utilization": advice.target,
+                "recommended": advice.recommended,
+                "change": advice.change,
+                "instance_type": policy.instance_type,
+                "cheapest_fitting_type": cheapest,
+            }
+        )
+    if output is Output.json:
+        _print_json({"since": start.isoformat(), "until": until.isoformat(), "models": rows})
+        return
+    table = Table("MODEL", box=None)
+    table.add_column("REPLICAS", justify="right")
+    table.add_column("P95 UTILIZATION", justify="right")
+    table.add_column("TARGET", justify="right")
+    table.add_column("RECOMMENDED", justify="right")
+    table.add_column("CHANGE")
+    table.add_column("INSTANCE TYPE")
+    for row in rows:
+        kind = str(row["instance_type"])
+        if row["cheapest_fitting_type"] not in (None, kind):
+            kind += f" (cheaper: {row['cheapest_fitting_type']})"
+        table.add_row(
+            str(row["model"]),
+            str(row["replicas"]),
+            f"{row['p95_utilization']:.1%}",
+            f"{row['target_utilization']:.0%}",
+            str(row["recommended"]),
+            str(row["change"]),
+            kind,
+        )
+    out.print(table)
 
 
 def main(argv: list[str] | None = None) -> None:

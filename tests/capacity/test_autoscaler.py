@@ -44,9 +44,11 @@ def test_reactive_clamps_to_min_and_max_replicas() -> None:
     assert reactive_replicas(20, 150.0, POLICY) == 10  # within tolerance, yet above max
 
 
-def test_predictive_sizes_for_the_upper_bound_at_target_utilization() -> None:
-    assert predictive_replicas(75.0, POLICY) == 10
-    assert predictive_replicas(45.0, POLICY) == 6
+def test_predictive_sizes_for_the_upper_bound_at_the_forecast_utilization() -> None:
+    # 10 rps a replica at 0.9: 9 rps of the bound per replica.
+    assert predictive_replicas(81.0, POLICY) == 9
+    assert predictive_replicas(45.0, POLICY) == 5
+    assert predictive_replicas(45.1, POLICY) == 6
     assert predictive_replicas(0.0, POLICY) == 2
     assert predictive_replicas(1e9, POLICY) == 10
 
@@ -73,7 +75,7 @@ def test_predictive_scales_before_a_known_peak_by_the_lead_time() -> None:
     peak_at, lead = 600.0, POLICY.startup_lead
 
     def upper_over_lead(now: float) -> float:
-        return 75.0 if now + lead >= peak_at else 15.0
+        return 90.0 if now + lead >= peak_at else 15.0
 
     scaler = Autoscaler(POLICY, mode="predictive")
     current, sized_at = 2, None
@@ -87,10 +89,22 @@ def test_predictive_scales_before_a_known_peak_by_the_lead_time() -> None:
 
 def test_predictive_still_answers_a_spike_the_forecast_missed() -> None:
     scaler = Autoscaler(POLICY, mode="predictive")
-    decision = scaler.decide(0.0, 4, 60.0, 15.0)
-    assert decision.replicas == 8
+    scaler.decide(0.0, 2, 10.0, 15.0)  # sized for up to 15 rps
+    decision = scaler.decide(60.0, 2, 30.0, 15.0)  # 30 rps came
+    assert decision.inputs["expected_rps"] == 15.0
     assert decision.inputs["predictive"] == 2
-    assert decision.inputs["reactive"] == 8
+    assert decision.inputs["reactive"] == 4  # HPA: 2 × 30 / (2 × 10 × 0.75)
+    assert decision.replicas == 4
+    assert "above the 15 expected" in decision.reason
+
+
+def test_while_the_forecast_holds_hpa_does_not_override_it() -> None:
+    scaler = Autoscaler(POLICY, mode="predictive")
+    scaler.decide(0.0, 5, 40.0, 45.0)
+    # 44 rps on 5 replicas is 88 % busy, above HPA's 0.75 ± 0.1, but within the bound.
+    decision = scaler.decide(60.0, 5, 44.0, 45.0)
+    assert decision.inputs["reactive"] == 6
+    assert decision.replicas == 5
 
 
 def test_every_decision_records_its_inputs_and_reason() -> None:
@@ -99,7 +113,7 @@ def test_every_decision_records_its_inputs_and_reason() -> None:
     assert decision.inputs["current"] == 3
     assert decision.inputs["observed_rps"] == 20.0
     assert decision.inputs["forecast_upper_rps"] == 40.0
-    assert decision.reason.startswith("predictive: scale up from 3 to 6")
+    assert decision.reason.startswith("predictive: scale up from 3 to 5")
 
 
 def test_predictive_without_a_forecast_falls_back_to_reactive_and_says_so() -> None:

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from modelfleet.capacity import forecast as forecast_module
-from modelfleet.capacity.forecast import DemandForecaster, mase, seasonal_naive
+from modelfleet.capacity.forecast import DemandForecaster, holdout_mase, mase, seasonal_naive
 
 WEEK = 168
 
@@ -117,3 +117,25 @@ def test_predict_before_fit_says_to_fit_first() -> None:
 
 def test_docstring_example_runs() -> None:
     assert doctest.testmod(forecast_module, raise_on_error=True).failed == 0
+
+
+def test_holdout_mase_scores_the_last_week_or_day_against_seasonal_naive() -> None:
+    y = hourly_demand(24 * 7 * 4, seed=2)
+    scored = holdout_mase(y)
+    assert scored is not None
+    assert scored[1] == 168
+    assert scored[0] < 1.0
+    short = holdout_mase(y[: 24 * 4])
+    assert short is not None and short[1] == 24
+    assert holdout_mase(y[:48]) is None
+
+
+def test_a_spike_last_week_is_not_forecast_again_this_week() -> None:
+    y = hourly_demand(24 * 7 * 3, seed=3)
+    spiked = y.copy()
+    spiked[-100:-97] *= 3.0  # three hours, 100 hours ago: 68 hours ahead a week later
+    clean = DemandForecaster().fit(y).predict(72).mean
+    forecast = DemandForecaster().fit(spiked).predict(72).mean
+    assert np.max(np.abs(forecast / clean - 1.0)) < 0.1
+    raw = DemandForecaster(robust=False).fit(spiked).predict(72).mean
+    assert np.max(raw / clean) > 1.3  # without cleaning, the weekly season copies it

@@ -102,6 +102,23 @@ def test_replicas_become_ready_only_after_the_startup_delay() -> None:
     assert result.ready_replicas[23] > result.ready_replicas[21]
 
 
+def test_a_replica_ready_partway_through_an_interval_serves_the_rest_of_it() -> None:
+    policy = ScalingPolicy(min_replicas=1, max_replicas=10, per_replica_rps=10.0)
+    hourly = [(0.0, 10.0 * 3600.0), (3600.0, 30.0 * 3600.0), (7200.0, 30.0 * 3600.0)]
+    grown = replay(
+        hourly,
+        policy,
+        "reactive",
+        interval_s=3600.0,
+        startup_delay_s=600.0,
+        price_per_replica_hour=1.0,
+    )
+    # Hour 2 starts with 2 ready and 2 more asked for (HPA: 2 × 30 / 15): they serve 50 minutes.
+    assert grown.ready_replicas[2] == 2
+    assert grown.capacity[2] == (2 * 3600.0 + 2 * 3000.0) * 10.0
+    assert grown.billed_replicas[2] == 4
+
+
 def test_utilization_is_served_over_capacity_and_never_above_one() -> None:
     result = replay(
         TRACE,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
@@ -108,3 +110,30 @@ def test_migrations_create_exactly_the_tables_the_code_declares(database_url: st
         differences = compare_metadata(MigrationContext.configure(conn), metadata)
     store.close()
     assert differences == []
+
+
+def test_a_read_then_write_transaction_survives_a_concurrent_writer(tmp_path: Path) -> None:
+    """Deferred, the first transaction's read would pin a snapshot that the other writer's
+    commit makes stale, and its write would fail at once with "database is locked"."""
+    url = f"sqlite:///{tmp_path / 'fleet.db'}"
+    first, second = open_store(url), open_store(url)
+    with first.begin() as setup:
+        setup.exec_driver_sql("CREATE TABLE counter (n INTEGER)")
+        setup.exec_driver_sql("INSERT INTO counter VALUES (0)")
+    has_read = threading.Event()
+
+    def other_writer() -> None:
+        has_read.wait(5)
+        with second.begin(immediate=True) as conn:  # waits until the first one commits
+            conn.exec_driver_sql("UPDATE counter SET n = n + 1")
+
+    thread = threading.Thread(target=other_writer)
+    thread.start()
+    with first.begin(immediate=True) as conn:
+        n = conn.exec_driver_sql("SELECT n FROM counter").scalar()
+        has_read.set()
+        time.sleep(0.3)
+        conn.exec_driver_sql("UPDATE counter SET n = ?", (n + 1,))
+    thread.join()
+    with first.begin() as conn:
+        assert conn.exec_driver_sql("SELECT n FROM counter").scalar() == 2

@@ -6,14 +6,19 @@ pkg/controller/podautoscaler/replica_calculator.go): with utilization
 ``desired = ceil(current × ratio)``, no change while ``|ratio − 1| ≤ tolerance``, clamped to
 ``[min_replicas, max_replicas]``.
 
-`predictive_replicas` sizes for a forecast's upper bound over the replica start-up lead time:
-``ceil(upper / (per_replica_rps × target_utilization))``, clamped.
+`predictive_replicas` sizes for a forecast's upper bound over the replica start-up lead:
+``ceil(upper / (per_replica_rps × forecast_utilization))``, clamped. Its utilization target
+is its own: HPA keeps a quarter of every replica free because it learns of a rise only after
+it happened and then waits out the start-up; the predictive rule's headroom is the
+prediction interval, which is already in ``upper``.
 
 `Autoscaler.decide` turns those into a decision the way HPA's controller does
 (``stabilizeRecommendationWithBehaviors`` with the default behaviour): scale-up is immediate;
 scale-down goes only as low as the highest recommendation of the last
-``scale_down_stabilization`` seconds. In predictive mode the recommendation is the larger of
-the forecast's and the reactive one, so a spike the forecast missed is still answered.
+``scale_down_stabilization`` seconds. In predictive mode the reactive rule corrects what the
+forecast missed: when the load just observed exceeded the upper bound forecast for it, the
+recommendation is the larger of the forecast's and HPA's, so a spike is answered on the next
+decision; while the forecast holds, HPA's more cautious count does not override it.
 """
 
 from __future__ import annotations
@@ -41,6 +46,9 @@ class ScalingPolicy:
     startup_lead: float = 0.0
     """Seconds from asking for a replica until it serves; forecasts look this far ahead."""
     target_utilization: float = 0.75
+    """The utilization HPA's rule aims at on the load observed."""
+    forecast_utilization: float = 0.9
+    """The utilization the forecast's upper bound may bring replicas to."""
     scale_down_stabilization: float = 300.0
     """Seconds of recommendations whose maximum bounds a scale-down (HPA's default)."""
     tolerance: float = 0.1
@@ -55,8 +63,9 @@ class ScalingPolicy:
             )
         if not (self.per_replica_rps > 0 and math.isfinite(self.per_replica_rps)):
             raise ValueError(f"per_replica_rps must be positive, got {self.per_replica_rps}")
-        if not 0 < self.target_utilization <= 1:
-            raise ValueError(f"target_utilization must be in (0, 1], got {self.target_utilization}")
+        for name in ("target_utilization", "forecast_utilization"):
+            if not 0 < getattr(self, name) <= 1:
+                raise ValueError(f"{name} must be in (0, 1], got {getattr(self, name)}")
         if self.startup_lead < 0 or self.scale_down_stabilization < 0 or self.tolerance < 0:
             raise ValueError("startup_lead, scale_down_stabilization and tolerance must be ≥ 0")
 
@@ -79,7 +88,9 @@ def reactive_replicas(current: int, observed_load_rps: float, policy: ScalingPol
     _check_load("observed_load_rps", observed_load_rps)
     if current < 1:
         # HPA does not scale from zero; size directly for the load instead.
-        return predictive_replicas(observed_load_rps, policy)
+        return policy.clamp(
+            _ceil(observed_load_rps / (policy.per_replica_rps * policy.target_utilization))
+        )
     utilization = observed_load_rps / (current * policy.per_replica_rps)
     ratio = utilization / policy.target_utilization
     if abs(ratio - 1.0) <= policy.tolerance:
@@ -88,9 +99,9 @@ def reactive_replicas(current: int, observed_load_rps: float, policy: ScalingPol
 
 
 def predictive_replicas(forecast_upper_rps_over_lead: float, policy: ScalingPolicy) -> int:
-    """Replicas that serve the forecast's upper bound at the target utilization, clamped."""
+    """Replicas that serve the forecast's upper bound at the forecast utilization, clamped."""
     _check_load("forecast_upper_rps_over_lead", forecast_upper_rps_over_lead)
-    per_replica = policy.per_replica_rps * policy.target_utilization
+    per_replica = policy.per_replica_rps * policy.forecast_utilization
     return policy.clamp(_ceil(forecast_upper_rps_over_lead / per_replica))
 
 
@@ -110,7 +121,9 @@ class Autoscaler:
     Settings are `policy`, `mode` and `static_replicas` (the count a static fleet keeps;
     None means `policy.max_replicas`, sized for the peak). The learned state is
     `recommendations_`, the (time, replicas) recommendations still inside the scale-down
-    stabilization window; `state()` and `from_state()` carry it across restarts.
+    stabilization window, and `expected_rps_`, the upper bound the last predictive decision
+    was sized for (the load it expected next); `state()` and `from_state()` carry them across
+    restarts.
     """
 
     def __init__(
@@ -127,6 +140,7 @@ class Autoscaler:
         self.mode: Mode = mode
         self.static_replicas = static_replicas
         self.recommendations_: list[tuple[float, int]] = []
+        self.expected_rps_: float | None = None
 
     def decide(
         self,
@@ -158,11 +172,22 @@ class Autoscaler:
         if self.mode == "predictive" and forecast_upper_rps is not None:
             predictive = predictive_replicas(forecast_upper_rps, policy)
             inputs["predictive"] = float(predictive)
-            recommendation = max(predictive, reactive)
+            expected = self.expected_rps_
+            missed = expected is None or observed_rps > expected
+            self.expected_rps_ = forecast_upper_rps
             why = (
                 f"forecast upper {forecast_upper_rps:g} rps over the next {policy.startup_lead:g} s "
-                f"needs {predictive}; observed {observed_rps:g} rps needs {reactive}"
+                f"needs {predictive}"
             )
+            if missed:
+                recommendation = max(predictive, reactive)
+                why += f"; observed {observed_rps:g} rps"
+                if expected is not None:
+                    inputs["expected_rps"] = expected
+                    why += f", above the {expected:g} expected,"
+                why += f" needs {reactive}"
+            else:
+                recommendation = predictive
         else:
             recommendation = reactive
             why = f"observed {observed_rps:g} rps on {current} replicas needs {reactive}"
@@ -200,7 +225,10 @@ class Autoscaler:
 
     def state(self) -> dict[str, object]:
         """The learned state as plain, JSON-serializable data."""
-        return {"recommendations": [[at, r] for at, r in self.recommendations_]}
+        return {
+            "recommendations": [[at, r] for at, r in self.recommendations_],
+            "expected_rps": self.expected_rps_,
+        }
 
     @classmethod
     def from_state(
@@ -224,4 +252,8 @@ class Autoscaler:
                 raise ValueError(f"bad recommendation in state: {item!r}")
             recommendations.append((float(at), replicas))
         scaler.recommendations_ = recommendations
+        expected = state.get("expected_rps")
+        if expected is not None and not isinstance(expected, int | float):
+            raise ValueError(f"state['expected_rps'] must be a number, got {expected!r}")
+        scaler.expected_rps_ = None if expected is None else float(expected)
         return scaler

@@ -9,35 +9,39 @@ For every `CapacityPolicy`, once a minute:
    scaler is reactive only.
 2. **Demand forecast**, refitted every `forecast_every`: the model's hourly requests over the
    last four weeks into `DemandForecaster` (daily and weekly seasons, a damped trend,
-   conformal intervals); its accuracy on the last week is kept as MASE against the
-   seasonal-naive forecast.
-3. **Decision**: the `Autoscaler` in the policy's mode: the forecast's upper bound over the
-   start-up lead divided by the measured per-replica capacity at the target utilization, with
-   Kubernetes HPA's reactive correction for what the forecast missed and its scale-down
-   stabilization. A new replica count is written as the serving version's replica target
-   (audited), which the gateways apply; every decision is recorded with its inputs.
+   conformal intervals), stored with its accuracy on the last week (or day, with less than
+   three weeks) as MASE against the seasonal-naive forecast. The same hours refit the model's `OnlineForecaster`, which
+   follows the minutes: the seasonal base interpolated to minutes, corrected by the minutes
+   just seen, bounded by the `forecast_level` quantile of its own recent errors.
+3. **Decision**: the `Autoscaler` in the policy's mode: the upper bound over the start-up lead
+   divided by the measured per-replica capacity at `forecast_utilization`, with Kubernetes
+   HPA's rule (at `target_utilization`) when the load seen exceeded the bound, and HPA's
+   scale-down stabilization. A new replica count is written as the serving version's replica
+   target (audited), which the gateways apply; every decision is recorded with its inputs.
 
-Autoscaler state (the stabilization window) lives in memory: a restarted controller starts a
-fresh window, which can only delay a scale-down, never an increase.
+Autoscaler and forecaster state live in memory. A restarted controller starts a fresh
+stabilization window, which can only delay a scale-down, and a fresh window of errors: until
+it holds two hours of them, the bound is the forecast plus 30 %, which errs wide.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
-from typing import Any
 
 import numpy as np
-from sqlalchemy import Connection, insert, select
+from sqlalchemy import Connection, insert
 
 from modelfleet.capacity.autoscaler import Autoscaler, ScalingPolicy
-from modelfleet.capacity.forecast import DemandForecaster, mase
+from modelfleet.capacity.forecast import DemandForecaster, holdout_mase, two_sided
+from modelfleet.capacity.measure import CapacityMeter, serving_versions
+from modelfleet.capacity.online import OnlineForecaster
+from modelfleet.capacity.replay import upper_over_window
 from modelfleet.config.capacity import CapacityPolicySpec
-from modelfleet.config.schema import CapacityPolicy, Deployment
+from modelfleet.config.schema import CapacityPolicy
 from modelfleet.registry.declarations import declared
 from modelfleet.registry.events import Event
 from modelfleet.registry.replicas import replica_target, set_replica_target
-from modelfleet.registry.resources import load_state
 from modelfleet.store import Store
 from modelfleet.store.tables import capacity_decisions, capacity_forecasts
 from modelfleet.store.upsert import upsert
@@ -47,11 +51,14 @@ SOURCE = "capacity"
 _HOUR = timedelta(hours=1)
 _HISTORY = timedelta(days=28)
 _MEASURE_OVER = timedelta(days=1)
+_MINUTE_S = 60.0
 
 
 @dataclass
 class _Model:
     scaler: Autoscaler
+    forecaster: OnlineForecaster
+    meter: CapacityMeter
     forecast_at: datetime | None = None
 
 
@@ -70,7 +77,7 @@ class CapacityController:
         self._last = minute
         events: list[Event] = []
         with self.store.begin() as conn:
-            serving = _serving_versions(conn)
+            serving = serving_versions(conn)
             for policy in declared(conn, CapacityPolicy):
                 version = serving.get(policy.spec.model)
                 if version is not None:
@@ -82,25 +89,43 @@ class CapacityController:
     ) -> list[Event]:
         spec = policy.spec
         current = replica_target(conn, spec.model, version).replicas or spec.min_replicas
-        capacity = measured_capacity(conn, spec, version, minute, current)
+        state = self._models.get(policy.name)
+        if state is None or state.meter.version != version or state.meter.spec != spec:
+            # A new policy or version: measure and learn afresh.
+            state = self._models[policy.name] = _Model(
+                Autoscaler(_scaling_policy(spec, 1.0), spec.mode, spec.static_replicas),
+                OnlineForecaster(_MINUTE_S, level=spec.forecast_level),
+                CapacityMeter(spec, version),
+            )
+        capacity = state.meter.measure(conn, minute, current)
         if capacity is None and spec.mode != "static":
             return []  # nothing to size replicas by until a minute has met the objective
-        state = self._models.get(policy.name)
-        if state is None or state.scaler.policy.per_replica_rps != (capacity or 1.0):
-            scaler = Autoscaler(
-                _scaling_policy(spec, capacity or 1.0),
-                mode=spec.mode,
-                static_replicas=spec.static_replicas,
+        scaling = _scaling_policy(spec, capacity or 1.0)
+        scaler = state.scaler
+        if (scaler.policy, scaler.mode, scaler.static_replicas) != (
+            scaling,
+            spec.mode,
+            spec.static_replicas,
+        ):
+            # A new measurement or policy: keep the stabilization window and expectation.
+            scaler = Autoscaler.from_state(
+                scaling, state.scaler.state(), spec.mode, spec.static_replicas
             )
-            state = self._models[policy.name] = _Model(scaler, state.forecast_at if state else None)
+            state.scaler = scaler
+        index = int(minute.timestamp() // _MINUTE_S)
+        last = _requests(conn, spec.model, minute - timedelta(minutes=1), minute)
+        state.forecaster.observe(index - 1, float(last))
         if state.forecast_at is None or minute - state.forecast_at >= spec.forecast_every:
-            _refit(conn, spec, minute, capacity)
+            hours = _refit(conn, spec, minute, capacity)
+            if hours is not None:
+                state.forecaster.refit(hours, int(minute.replace(minute=0).timestamp() // 60))
             state.forecast_at = minute
-        observed = _requests(conn, spec.model, minute - timedelta(minutes=1), minute) / 60.0
-        upper = _upper_over_lead(conn, spec, minute)
-        decision = state.scaler.decide(
-            minute.timestamp(), current, observed, upper if capacity else None
-        )
+        upper = None
+        if state.forecaster.base_ is not None and capacity:
+            lead = spec.startup_lead.total_seconds()
+            outlook = state.forecaster.outlook(index, int(lead // _MINUTE_S) + 2)
+            upper = upper_over_window(outlook.upper, _MINUTE_S, lead)
+        decision = state.scaler.decide(minute.timestamp(), current, last / _MINUTE_S, upper)
         conn.execute(
             insert(capacity_decisions).values(
                 model=spec.model,
@@ -138,48 +163,16 @@ class CapacityController:
         ]
 
 
-def measured_capacity(
-    conn: Connection, spec: CapacityPolicySpec, version: str, now: datetime, replicas: int
-) -> float | None:
-    """Requests per second one replica served in the busiest minute of the last day that met
-    the latency objective (None: no such minute yet)."""
-    rollups = read_rollups(
-        conn, since=now - _MEASURE_OVER, until=now, model=spec.model, version=version
-    )
-    per_minute: dict[datetime, list[Any]] = {}
-    for rollup in rollups.values():
-        per_minute.setdefault(rollup.key.minute, []).append(rollup)
-    objective = spec.latency_objective.total_seconds()
-    best = None
-    for parts in per_minute.values():
-        served = sum(r.requests - r.status["rejected"] for r in parts)
-        if served == 0:
-            continue
-        sketch = parts[0].latency.copy()
-        for r in parts[1:]:
-            sketch.merge(r.latency)
-        p99 = sketch.quantile(0.99)
-        if p99 is not None and p99 <= objective:
-            rate = served / 60.0 / max(replicas, 1)
-            best = rate if best is None else max(best, rate)
-    return best
-
-
 def _refit(
     conn: Connection, spec: CapacityPolicySpec, now: datetime, capacity: float | None
-) -> None:
+) -> np.ndarray | None:
+    """Fit and store the week's forecast; return the hourly history it was fitted on."""
     hours = _hourly(conn, spec.model, now - _HISTORY, now.replace(minute=0))
     if len(hours) < 24:
-        return
-    forecast = DemandForecaster().fit(hours).predict(24 * 7)
-    accuracy = None
-    if len(hours) >= 24 * 7 * 3:  # a week held out, two learned from
-        held = hours[-168:]
-        past = DemandForecaster().fit(hours[:-168]).predict(168)
-        try:
-            accuracy = mase(held, past.mean, hours[:-168], 168)
-        except ValueError:
-            accuracy = None
+        return None
+    forecast = DemandForecaster(level=two_sided(spec.forecast_level)).fit(hours).predict(24 * 7)
+    scored = holdout_mase(hours)
+    accuracy = scored[0] if scored else None
     upsert(
         conn,
         capacity_forecasts,
@@ -208,19 +201,7 @@ def _refit(
             "per_replica_rps",
         ],
     )
-
-
-def _upper_over_lead(conn: Connection, spec: CapacityPolicySpec, now: datetime) -> float | None:
-    """The forecast's upper bound, in requests per second, over the next start-up lead."""
-    row = conn.execute(
-        select(capacity_forecasts).where(capacity_forecasts.c.model == spec.model)
-    ).one_or_none()
-    if row is None:
-        return None
-    first = int((now - row.start) / _HOUR)
-    last = int((now + spec.startup_lead - row.start) / _HOUR)
-    window = row.upper[max(first, 0) : last + 1]
-    return max(window) / 3600.0 if window else None
+    return hours
 
 
 def _hourly(conn: Connection, model: str, since: datetime, until: datetime) -> np.ndarray:
@@ -243,16 +224,6 @@ def _requests(conn: Connection, model: str, since: datetime, until: datetime) ->
     )
 
 
-def _serving_versions(conn: Connection) -> dict[str, str]:
-    out = {}
-    for reg in load_state(conn).of_kind(Deployment):
-        d = reg.resource
-        assert isinstance(d, Deployment)
-        if reg.serving_version is not None:
-            out[d.spec.model] = reg.serving_version
-    return out
-
-
 def _scaling_policy(spec: CapacityPolicySpec, per_replica_rps: float) -> ScalingPolicy:
     return ScalingPolicy(
         min_replicas=spec.min_replicas,
@@ -260,6 +231,7 @@ def _scaling_policy(spec: CapacityPolicySpec, per_replica_rps: float) -> Scaling
         per_replica_rps=per_replica_rps,
         startup_lead=spec.startup_lead.total_seconds(),
         target_utilization=spec.target_utilization,
+        forecast_utilization=spec.forecast_utilization,
         scale_down_stabilization=spec.scale_down_stabilization.total_seconds(),
         tolerance=spec.tolerance,
     )

@@ -22,6 +22,16 @@ components absorb part of the noise, and ``stlf``-style intervals cover far too 
 60 % for a nominal 90 % on the test series). When the history cannot spare a cycle, ``q`` is
 the ``level`` quantile of the in-sample seasonal-naive absolute errors, which errs wide.
 
+Spikes are taken out before fitting, as R's ``forecast::tsclean`` does: a robust STL on the
+shortest season flags points whose remainder lies more than 5 robust standard deviations
+(1.4826 × MAD) from the median, and they are replaced by STL's trend plus season (repeated
+while new points stand out). Its seasonal smoother spans 13 cycles, not STL's default 7, so
+a spike near the end of the history is not taken for a change of the seasonal shape. Left in, a
+spike of last week is copied into next week by the weekly component, and into every interval
+width. A point is an outlier only if it is also at least
+half again (or half) of STL's fit: a daily STL does not know weekends, and a quiet Sunday
+must not be taken for one.
+
 A season is used only when the history holds at least two of its cycles. When none fits,
 the forecaster falls back to seasonal-naive on the longest season with one full cycle in the
 history (plain naive when even that is short), with the interval from the in-sample
@@ -40,9 +50,15 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 from statsmodels.tools.sm_exceptions import ConvergenceWarning
 from statsmodels.tsa.exponential_smoothing.ets import ETSModel
-from statsmodels.tsa.seasonal import MSTL
+from statsmodels.tsa.seasonal import MSTL, STL
 
 FloatArray = NDArray[np.float64]
+
+OUTLIER_MADS = 5.0
+OUTLIER_SHARE = 0.5
+# STL's seasonal smoother for cleaning, in cycles: wider than its default 7, so a spike near
+# the end of the history is not taken for a change of the seasonal shape.
+_CLEANING_SEASONAL = 13
 
 
 @dataclass(frozen=True, eq=False)
@@ -97,6 +113,30 @@ def mase(actual: ArrayLike, forecast: ArrayLike, insample: ArrayLike, season: in
     return float(np.mean(np.abs(a - f))) / scale
 
 
+def two_sided(upper_quantile: float) -> float:
+    """The level of a symmetric interval whose upper bound is this quantile: 0.9 → 0.8."""
+    return 2.0 * upper_quantile - 1.0
+
+
+def holdout_mase(history: ArrayLike, **settings: Any) -> tuple[float, int] | None:
+    """The forecaster's MASE on the last cycle of `history`, fitted on the rest, and the cycle.
+
+    The held-out cycle is a week when three weeks are there (two to learn from), else a day
+    when three days are; the scale is the seasonal-naive error of the same season in sample.
+    None when the history is too short or the in-sample scale is zero.
+    """
+    arr = _as_series(history)
+    season = 168 if arr.size >= 3 * 168 else 24 if arr.size >= 3 * 24 else None
+    if season is None:
+        return None
+    past, held = arr[:-season], arr[-season:]
+    forecast = DemandForecaster(**settings).fit(past).predict(season)
+    try:
+        return mase(held, forecast.mean, past, season), season
+    except ValueError:
+        return None
+
+
 class DemandForecaster:
     """Forecast hourly demand with MSTL + damped ETS, falling back to seasonal-naive.
 
@@ -107,9 +147,12 @@ class DemandForecaster:
     ((48,), True)
     """
 
-    def __init__(self, season_lengths: tuple[int, ...] = (24, 168), level: float = 0.9) -> None:
+    def __init__(
+        self, season_lengths: tuple[int, ...] = (24, 168), level: float = 0.9, robust: bool = True
+    ) -> None:
         self.season_lengths = season_lengths
         self.level = level
+        self.robust = robust
 
     def fit(self, y: ArrayLike) -> Self:
         """Learn the seasonal cycles and the adjusted series' model from history ``y``."""
@@ -123,6 +166,10 @@ class DemandForecaster:
         seasons = tuple(sorted(s for s in set(self.season_lengths) if history.size > 2 * s))
         self.n_ = history.size
         self.seasons_ = seasons
+        self.outliers_ = np.zeros(history.size, dtype=bool)
+        if self.robust and seasons:
+            history, self.outliers_ = clean_outliers(history, min(seasons))
+        self.history_ = history
         if seasons:
             self._fit_decomposition(history, seasons)
         else:
@@ -139,7 +186,8 @@ class DemandForecaster:
             train = history[: history.size - hold]
             inner = tuple(s for s in seasons if train.size > 2 * s)
             cycles, ets = _decompose_and_smooth(train, inner)
-            errors = history[train.size :] - _mean_path(cycles, ets, hold)
+            held = history[train.size :]
+            errors = held - _mean_path(cycles, ets, hold)
             scores = np.abs(errors) / np.sqrt(_variance_ratio(ets, hold))
             self.scale_ = float(np.quantile(scores, self.level))
         else:
@@ -178,6 +226,33 @@ class DemandForecaster:
             lower=np.maximum(lower, 0.0),
             upper=np.maximum(upper, 0.0),
         )
+
+
+def clean_outliers(y: ArrayLike, season: int) -> tuple[FloatArray, NDArray[np.bool_]]:
+    """``y`` with its outliers replaced by a robust STL's trend + season, and where they were.
+
+    A spike of several points can hide its tail in STL's trend; cleaning is repeated (three
+    passes at most) until no new point stands out. Needs more than two cycles of `season`;
+    shorter series come back unchanged.
+    """
+    cleaned = _as_series(y).copy()
+    flagged = np.zeros(cleaned.size, dtype=bool)
+    if cleaned.size <= 2 * season or season < 2:
+        return cleaned, flagged
+    for _ in range(3):
+        fit: Any = STL(cleaned, period=season, seasonal=_CLEANING_SEASONAL, robust=True).fit()
+        remainder = np.asarray(fit.resid, dtype=np.float64)
+        centre = float(np.median(remainder))
+        spread = 1.4826 * float(np.median(np.abs(remainder - centre)))
+        fitted = cleaned - remainder
+        far = np.abs(remainder - centre) > OUTLIER_MADS * spread
+        large = np.abs(remainder) > OUTLIER_SHARE * np.abs(fitted)
+        new = far & large & ~flagged
+        if spread == 0.0 or not np.any(new):
+            break
+        cleaned[new] = np.maximum(cleaned[new] - remainder[new], 0.0)
+        flagged |= new
+    return cleaned, flagged
 
 
 def _decompose_and_smooth(

@@ -2,13 +2,14 @@
 
 The trace is one (timestamp in seconds, requests in the interval) pair per interval of
 `interval_s` seconds. At the start of interval i the autoscaler decides from the load of
-interval i − 1 and, in predictive mode, from the forecaster's upper bound of intervals
-i … i + ceil(startup_lead / interval_s), given the requests of intervals 0 … i − 1.
+interval i − 1 and, in predictive mode, from the forecaster's upper bound over the time its
+replicas must serve (`upper_over_window`), given the requests of intervals 0 … i − 1.
 Replicas asked for become ready `startup_delay_s` later; a scale-down takes effect at once
 (pending replicas are cancelled first). The replay starts warm: the first decision sees the
 first interval's load as the load just observed, and its replicas are ready at once.
 
-For interval i, capacity = ready replicas × per_replica_rps × interval_s, served =
+For interval i, capacity = per_replica_rps × the replica-seconds that were ready in it (a
+replica that becomes ready 2 minutes into an hour serves 58 minutes of it), served =
 min(demand, capacity), and the interval is under-provisioned when demand > capacity. Every
 replica that exists (ready or starting) is billed for the interval:
 replica_hours = Σ billed × interval_s / 3600 and cost = replica_hours × price_per_replica_hour.
@@ -51,6 +52,7 @@ class ReplayResult:
     """Requests each interval's ready replicas could serve."""
     served: np.ndarray
     ready_replicas: np.ndarray
+    """Replicas ready at each interval's start."""
     billed_replicas: np.ndarray
     """Replicas that existed (ready or starting) during each interval."""
     utilization: np.ndarray
@@ -73,6 +75,27 @@ def seasonal_naive_upper(interval_s: float) -> Forecaster:
         return out
 
     return forecast
+
+
+def upper_over_window(ahead: np.ndarray, interval_s: float, lead_s: float) -> float:
+    """The rate, requests/s, that replicas decided now must serve: the highest upper bound of
+    the intervals from now until a later decision's replicas could be ready.
+
+    A decision holds for one interval and its replicas serve `lead_s` after it, so it covers
+    ``[now, now + interval + lead)``. Intervals wholly inside count whole; the last, partial
+    one only as the mean rate over the window's final interval-length, so an hourly trace with
+    a 5-minute start-up is sized for this hour and not for all of the next.
+    """
+    if len(ahead) == 0:
+        return 0.0
+    whole, part = divmod(lead_s, interval_s)
+    full = int(whole) + 1
+    rates = np.asarray(ahead, dtype=float) / interval_s
+    highest = float(np.max(rates[:full]))
+    if part > 0 and len(rates) > full:
+        share = part / interval_s
+        highest = max(highest, share * rates[full] + (1.0 - share) * rates[full - 1])
+    return highest
 
 
 def replay(
@@ -104,11 +127,13 @@ def replay(
 
     scaler = Autoscaler(policy, mode, static_replicas)
     forecast = forecaster if forecaster is not None else seasonal_naive_upper(interval_s)
-    horizon = math.ceil(policy.startup_lead / interval_s) + 1
+    whole, part = divmod(policy.startup_lead, interval_s)
+    horizon = int(whole) + 1 + (part > 0)
     n = len(trace)
     ready = 0
     pending: list[tuple[float, int]] = []  # (ready at, replicas), oldest first
     ready_series = np.zeros(n, dtype=int)
+    serving_s = np.zeros(n, dtype=float)
     billed_series = np.zeros(n, dtype=int)
     decisions: list[Decision] = []
 
@@ -118,7 +143,7 @@ def replay(
         upper: float | None = None
         if mode == "predictive":
             ahead = np.asarray(forecast(demand[:i].copy(), horizon), dtype=float)
-            upper = float(np.max(ahead[:horizon])) / interval_s if len(ahead) else 0.0
+            upper = upper_over_window(ahead[:horizon], interval_s, policy.startup_lead)
         existing = ready + sum(count for _, count in pending)
         decision = scaler.decide(now, existing, float(observed) / interval_s, upper)
         decisions.append(decision)
@@ -133,8 +158,10 @@ def replay(
         pending = [(at, count) for at, count in pending if at > now]
         ready_series[i] = ready
         billed_series[i] = ready + sum(count for _, count in pending)
+        end = now + interval_s
+        serving_s[i] = ready * interval_s + sum(c * (end - at) for at, c in pending if at < end)
 
-    capacity = ready_series * policy.per_replica_rps * interval_s
+    capacity = serving_s * policy.per_replica_rps
     served = np.minimum(demand, capacity)
     utilization = np.divide(served, capacity, out=np.zeros(n, dtype=float), where=capacity > 0)
     replica_hours = float(np.sum(billed_series)) * interval_s / 3600.0

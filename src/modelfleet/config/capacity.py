@@ -45,8 +45,12 @@ class CapacityPolicySpec(Strict):
     min_replicas: Annotated[int, Field(ge=1)] = 1
     max_replicas: Annotated[int, Field(ge=1)] = 16
     static_replicas: Annotated[int, Field(ge=1)] | None = None
-    target_utilization: Annotated[float, Field(gt=0.0, le=1.0)] = 0.75
-    startup_lead: Duration = timedelta(minutes=2)  # a new replica serves this long after asked
+    target_utilization: Annotated[float, Field(gt=0.0, le=1.0)] = 0.75  # HPA's, on observed load
+    # Predictive: the forecast's upper bound (the `forecast_level` quantile of its own recent
+    # errors) may fill replicas to `forecast_utilization`.
+    forecast_level: Annotated[float, Field(gt=0.5, lt=1.0)] = 0.9
+    forecast_utilization: Annotated[float, Field(gt=0.0, le=1.0)] = 0.9
+    startup_lead: Duration = timedelta(minutes=5)  # a new replica serves this long after asked
     scale_down_stabilization: Duration = timedelta(minutes=5)  # Kubernetes HPA's default
     tolerance: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.1  # HPA's
     # Per-replica capacity is measured as the throughput a replica sustains with its p99

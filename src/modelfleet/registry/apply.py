@@ -83,7 +83,8 @@ def apply_fleet(
     nothing the second time. Resources in the store but not in the file are kept.
     """
     desired, problems = _prepare(fleet)
-    with store.begin() as conn:
+    # It reads the store, then writes: the write lock is taken first (see Store.begin).
+    with store.begin(immediate=not dry_run) as conn:
         current = resources.load_state(conn)
         problems += _check(desired, current)
         if problems:

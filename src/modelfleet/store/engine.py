@@ -33,11 +33,20 @@ class Store:
         return self.engine.dialect.name
 
     @contextmanager
-    def begin(self) -> Iterator[Connection]:
-        """One transaction: committed when the block ends, rolled back if it raises."""
+    def begin(self, *, immediate: bool = False) -> Iterator[Connection]:
+        """One transaction: committed when the block ends, rolled back if it raises.
+
+        `immediate`: on SQLite, take the write lock at the start (``BEGIN IMMEDIATE``),
+        waiting for it up to the busy timeout. A transaction that reads and then writes
+        needs it: a deferred one that read before another writer committed cannot upgrade,
+        and SQLite refuses it at once ("database is locked") without waiting.
+        """
         try:
-            with self.engine.begin() as conn:
-                yield conn
+            with self.engine.connect() as conn:
+                if immediate:
+                    conn = conn.execution_options(sqlite_begin="IMMEDIATE")
+                with conn.begin():
+                    yield conn
         except OperationalError as exc:
             raise StoreError(f"store {self.url} failed: {exc.orig}") from exc
 
@@ -93,6 +102,7 @@ def _sqlite_engine(url: str, database: str | None) -> Engine:
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Connection) -> None:
-        conn.exec_driver_sql("BEGIN")
+        mode = conn.get_execution_options().get("sqlite_begin")
+        conn.exec_driver_sql(f"BEGIN {mode}" if mode else "BEGIN")
 
     return engine
