@@ -19,6 +19,10 @@ from sqlalchemy.exc import OperationalError
 from modelfleet.clock import VirtualClock
 from modelfleet.store import Store, open_store
 
+# pytest-xdist's workers start with COLUMNS=80, which rich's consoles (made when the CLI is
+# imported) would keep for good; without it they follow each test's COLUMNS, as in one process.
+os.environ.pop("COLUMNS", None)
+
 # The machine is shared and CI's load varies: hypothesis judges properties, not speed.
 settings.register_profile("modelfleet", deadline=None)
 settings.load_profile("modelfleet")
