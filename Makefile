@@ -6,7 +6,7 @@ EXAMPLE := examples/retail-vision
 PG_READY = pg_isready -q -h 127.0.0.1 -p 5432
 REDIS_READY = redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1
 
-.PHONY: demo test lint setup services clean bench-gateway bench-drift bench-response bench-capacity
+.PHONY: demo test lint setup services browser clean bench-gateway bench-drift bench-response bench-capacity
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -31,11 +31,17 @@ services:
 	@for i in 1 2 3 4 5 6 7 8 9 10; do $(PG_READY) && $(REDIS_READY) && exit 0; sleep 1; done; \
 	  echo "PostgreSQL (127.0.0.1:5432) or Redis (127.0.0.1:6379) is not accepting connections" >&2; exit 1
 
+# The browser tests drive the system's Chromium (Debian package `chromium`); Playwright never
+# downloads a browser. Without it those tests fail and say so.
+browser:
+	@command -v chromium >/dev/null || apt-get install -y chromium || \
+	  echo "could not install Chromium (apt-get install -y chromium): the browser tests will fail" >&2
+
 lint: setup
 	$(VENV)/bin/lint-imports
 	$(VENV)/bin/mypy
 
-test: setup services lint
+test: setup services browser lint
 	$(PY) -m pytest
 
 # A benchmark, not a test: about 15 minutes; installs each compared server into .bench/.

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
-from modelfleet.cli import main
+from modelfleet.cli import DASHBOARD_PAGES, PORTAL_PAGES, main
 from modelfleet.registry import Action
 from modelfleet.sim.demo import prepare_demo
 
@@ -38,6 +39,10 @@ def test_demo_applies_the_example_and_exits_0(
     # A 3x load spike: the capacity controller scales out, and back in after it.
     assert "7. capacity: replicas follow the load" in out
     assert "Capacity: replicas followed the spike from 2 to " in out
+    # The dashboard and the portal open, signed in, on the demo's store.
+    assert "8. the dashboard and the customer portal" in out
+    for page in DASHBOARD_PAGES + PORTAL_PAGES:
+        assert re.search(rf"^ {re.escape(page)} +200 ", out, re.M), page
     served = int(out.split("audit entries; ")[1].split(" requests served")[0])
     assert served > 100
     for tenant in ("acme-grocers", "bayside-market", "corner-deli", "dune-foods"):

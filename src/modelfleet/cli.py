@@ -6,19 +6,23 @@ Errors are turned into exit codes here and only here: 0 success, 1 failure, 2 in
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import json
 import logging
 import math
 import re
+import secrets
 import signal
 import sys
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
+import httpx
 import numpy as np
 import typer
 import yaml
@@ -60,7 +64,7 @@ from modelfleet.config.schema import (
 )
 from modelfleet.control import ControlLoop, controllers
 from modelfleet.errors import FleetConfigError, InvalidInput, ModelfleetError, NotFound
-from modelfleet.gateway.server import serve
+from modelfleet.gateway.server import ServingThread, serve
 from modelfleet.monitors import anomaly
 from modelfleet.monitors.report import build_sections, render_report, summary_line
 from modelfleet.registry import (
@@ -103,6 +107,8 @@ from modelfleet.store import Store, current_revision, head_revision, open_store,
 from modelfleet.store.tables import rollups as rollups_table
 from modelfleet.telemetry.summary import Summary, summarize
 from modelfleet.telemetry.writer import read_rollups
+from modelfleet.web.app import build_app
+from modelfleet.web.ui.sessions import COOKIE as SESSION_COOKIE
 
 EXIT_OK, EXIT_FAILURE, EXIT_INVALID = 0, 1, 2
 T = TypeVar("T")
@@ -695,6 +701,24 @@ def demo(
         )
         out.print(_capacity_table(capacity))
 
+    out.rule("8. the dashboard and the customer portal")
+    token = secrets.token_urlsafe(18)  # this run's operator token; only its hash is served
+    serving = _start_dashboard(settings, database, token)
+    key = report.keys[0]
+    out.print(
+        f"The gateway now serves its web pages too, on the demo's store, at {serving.url}/ui/ "
+        f"(operators) and {serving.url}/portal/ (customers). Signing in over HTTP as an "
+        f"operator and as {key.tenant}:\n"
+    )
+    visits = _visit_dashboard(serving.url, token, key.plaintext)
+    table = Table("PAGE", "STATUS", "TITLE", box=None)
+    for path, code, title in visits:
+        table.add_row(path, str(code), escape(title))
+    out.print(table)
+    if not stay:
+        serving.stop()
+        out.print("Run `modelfleet demo --stay` to keep it open and explore it in a browser.")
+
     out.rule("summary")
     served = sum(t.codes[200] for t in tallies.values())
     refused = sum(t.codes[429] for t in tallies.values())
@@ -728,11 +752,11 @@ def demo(
         f"product-recognizer; MODELFLEET_HOME={database.parent / 'drill'} modelfleet incidents list"
     )
     if stay:
-        serving = start_demo_gateway(settings, database, clock)
         url = serving.url
-        key = report.keys[0]
         out.print(
-            f"\n--stay: the gateway keeps serving at {url}. Try it as {key.tenant}:\n"
+            f"\n--stay: the dashboard is at {url}/ui/ (operator token: {token}), the portal "
+            f"at {url}/portal/ ({key.tenant}'s API key: {key.plaintext}).\n"
+            f"The gateway keeps serving at {url}. Try it as {key.tenant}:\n"
             f"  curl -s {url}/v1/models/product-recognizer/predict "
             f"-H 'Authorization: Bearer {key.plaintext}' "
             '-d \'{"instances": [[0,0,5,13,9,1,0,0,0,0,13,15,10,15,5,0,0,3,15,2,0,11,8,0,0,4,12,0,0,8,8,0,'
@@ -753,6 +777,50 @@ def demo(
         raise ModelfleetError("the demo's replica crash was not fixed by a runbook; see above")
     if capacity is not None and not capacity.before < capacity.peak > capacity.after:
         raise ModelfleetError("the demo's replicas did not follow the load spike; see above")
+
+
+DASHBOARD_PAGES = (
+    "/ui/",
+    "/ui/rollouts",
+    "/ui/models/product-recognizer",
+    "/ui/alerts",
+    "/ui/incidents",
+    "/ui/slas",
+    "/ui/capacity",
+)
+PORTAL_PAGES = ("/portal/", "/portal/usage", "/portal/incidents", "/portal/credits")
+
+
+def _start_dashboard(settings: Settings, database: Path, token: str) -> ServingThread:
+    """The gateway with its web pages on the demo's store, opened to `token` only."""
+    demo = replace(
+        settings,
+        database_url=f"sqlite:///{database}",
+        admin_token_sha256=hashlib.sha256(token.encode()).hexdigest(),
+    )
+    fleet = build_app(demo, clock, flush_s=1.0)
+    serving = ServingThread(fleet.gateway, asgi=fleet)
+    serving.start()
+    return serving
+
+
+def _visit_dashboard(url: str, token: str, api_key: str) -> list[tuple[str, int, str]]:
+    """Sign in as an operator and as a tenant, and open each page: (path, status, title)."""
+    visits = []
+    for login, secret, pages in (
+        ("/ui/login", {"token": token}, DASHBOARD_PAGES),
+        ("/portal/login", {"api_key": api_key}, PORTAL_PAGES),
+    ):
+        with httpx.Client(base_url=url, timeout=30.0) as client:
+            signed_in = client.post(login, data=secret)
+            # The cookie is Secure: an HTTP client keeps it off plain HTTP; a browser on
+            # localhost does not. Carry it by hand.
+            cookie = signed_in.cookies.get(SESSION_COOKIE) or ""
+            for path in pages:
+                page = client.get(path, headers={"cookie": f"{SESSION_COOKIE}={cookie}"})
+                title = re.search(r"<title>(.*?)</title>", page.text, re.S)
+                visits.append((path, page.status_code, title[1].strip() if title else ""))
+    return visits
 
 
 def _capacity_table(drill: CapacityDrill) -> Table:

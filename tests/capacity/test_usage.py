@@ -71,16 +71,28 @@ def traffic(
     write_rollups(conn, rollups, now=max(minutes, default=START))
 
 
-def decide(conn: Connection, at: datetime, replicas: int, previous: int, rps: float | None) -> None:
+def decide(
+    conn: Connection,
+    at: datetime,
+    replicas: int,
+    previous: int,
+    rps: float | None,
+    *,
+    model: str = "digits",
+    observed_rps: float | None = None,
+) -> None:
+    inputs: dict[str, float | None] = {"per_replica_rps": rps}
+    if observed_rps is not None:
+        inputs["observed_rps"] = observed_rps
     conn.execute(
         insert(capacity_decisions).values(
-            model="digits",
+            model=model,
             version="v1",
             at=at,
             replicas=replicas,
             previous=previous,
             reason="test",
-            inputs={"per_replica_rps": rps},
+            inputs=inputs,
         )
     )
 

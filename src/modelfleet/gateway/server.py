@@ -240,8 +240,14 @@ def create_app() -> GatewayServer:
 class ServingThread:
     """A gateway served by uvicorn on a background thread of this process (demo and tests)."""
 
-    def __init__(self, app: GatewayServer, host: str = "127.0.0.1", port: int = 0) -> None:
-        config = uvicorn.Config(app, host=host, port=port, lifespan="on", log_level="warning")
+    def __init__(
+        self, app: GatewayServer, host: str = "127.0.0.1", port: int = 0, *, asgi: Any = None
+    ) -> None:
+        """Serve `app`, or `asgi` when given: an application that wraps `app` (the web
+        pages beside the gateway); flush and refresh still go to the gateway."""
+        config = uvicorn.Config(
+            asgi or app, host=host, port=port, lifespan="on", log_level="warning"
+        )
         self.app = app
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, name="gateway", daemon=True)

@@ -603,3 +603,16 @@ capacity_forecasts = Table(
     Column("mase", Float, nullable=True),
     Column("per_replica_rps", Float, nullable=True),  # measured, see capacity/measure.py
 )
+
+# Signed-in web sessions (operator dashboard, tenant portal). Only the SHA-256 of the cookie's
+# random id is kept, so a copy of the store signs no one in.
+web_sessions = Table(
+    "web_sessions",
+    metadata,
+    Column("id_sha256", String(64), primary_key=True),
+    Column("kind", String(16), nullable=False),  # operator or tenant
+    Column("tenant", String(NAME), nullable=True),  # tenant sessions only
+    Column("csrf_token", String(64), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("expires_at", UTCDateTime, nullable=False, index=True),
+)
