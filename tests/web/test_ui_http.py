@@ -317,7 +317,16 @@ def test_an_operator_opens_every_page(seeded: tuple[Browser, dict[str, str]]) ->
     )
     assert "digits" in pages["/ui/capacity"] and "idle" in pages["/ui/capacity"]
     assert "MASE" in pages["/ui/capacity"] and "observed_rps" in pages["/ui/capacity"]
-    assert 'href="/ui/models/digits"' in client.get("/ui/").text
+    overview = client.get("/ui/").text
+    assert 'href="/ui/models/digits"' in overview
+    # Each served tenant's SLA standing, in words as well as colour, as the SLA page has it.
+    standings = dict(
+        re.findall(
+            r'<a href="/ui/slas">(\w+)</a> <span class="badge tone-\w+">([\w ]+)</span>', overview
+        )
+    )
+    assert set(standings) == {"acme", "bolt"}
+    assert "missed" in standings.values()
     assert client.get("/ui/models/nope").status_code == 404
     assert client.get("/ui/incidents/999").status_code == 404
     assert client.get("/ui/models/digits?window=2y").status_code == 400

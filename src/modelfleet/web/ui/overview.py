@@ -2,7 +2,9 @@
 
 Figures come from the store only: traffic from the rollups of the last few minutes, drift from
 the monitors' latest verdicts (as `modelfleet monitor status`), the rollout from its record (as
-`modelfleet rollout status`). Each figure carries a tone, ok, warn or bad, that the page shows
+`modelfleet rollout status`), and each served tenant's SLA standing this period (as
+`modelfleet sla status`: missed when an SLO is below its objective, at risk when its budget is
+under `SLA_AT_RISK` or a credit is projected, met otherwise). Each figure carries a tone, ok, warn or bad, that the page shows
 in colour and in words.
 """
 
@@ -20,8 +22,10 @@ from modelfleet.registry.splits import read_splits
 from modelfleet.rollouts import Rollout, latest_rollout
 from modelfleet.telemetry.rollup import pooled
 from modelfleet.telemetry.writer import read_rollups
+from modelfleet.web.ui.boards import TenantSLARow, sla_board
 
 WINDOW = timedelta(minutes=5)
+SLA_AT_RISK = 0.25  # share of the error budget left
 ERROR_WARN, ERROR_BAD = 0.01, 0.05  # share of requests answered 5xx
 DRIFT_TONES = {"ok": "ok", "warning": "warn", "alert": "bad", "insufficient": "none"}
 ROLLOUT_TONES = {
@@ -59,12 +63,24 @@ class VersionRow:
 
 
 @dataclass(frozen=True)
+class SLAStanding:
+    tenant: str
+    sla: str
+    state: str  # met, at risk, missed
+
+    @property
+    def tone(self) -> str:
+        return {"met": "ok", "at risk": "warn"}.get(self.state, "bad")
+
+
+@dataclass(frozen=True)
 class DeploymentRow:
     name: str
     model: str
     serving: str
     rollout: Rollout | None
     versions: list[VersionRow] = field(default_factory=list)
+    slas: list[SLAStanding] = field(default_factory=list)
 
     @property
     def rollout_state(self) -> str:
@@ -91,6 +107,7 @@ def fleet_overview(conn: Connection, now: datetime) -> list[DeploymentRow]:
     """Every deployment, with each of its model's versions and their last minutes' figures."""
     state = load_state(conn)
     splits = read_splits(conn)
+    standings = [_standing(row) for row in sla_board(conn, now)]
     out: list[DeploymentRow] = []
     for registered in state.of_kind(Deployment):
         deployment = registered.resource
@@ -133,5 +150,19 @@ def fleet_overview(conn: Connection, now: datetime) -> list[DeploymentRow]:
                     drift=drift.get(version, "no verdict"),
                 )
             )
-        out.append(DeploymentRow(name, model, serving, latest_rollout(conn, name), rows))
+        served = deployment.spec.tenants
+        slas = [s for s in standings if served == "all" or s.tenant in served]
+        out.append(DeploymentRow(name, model, serving, latest_rollout(conn, name), rows, slas))
     return out
+
+
+def _standing(row: TenantSLARow) -> SLAStanding:
+    if any(slo.total and not slo.met for slo in row.slos):
+        state = "missed"
+    elif row.credit_at_risk > 0 or any(
+        slo.total and slo.budget_left < SLA_AT_RISK for slo in row.slos
+    ):
+        state = "at risk"
+    else:
+        state = "met"
+    return SLAStanding(row.tenant, row.sla, state)
