@@ -2,17 +2,18 @@
 
 For every `CapacityPolicy`, once a minute:
 
-1. **Per-replica capacity, measured**: over the last day's minutes whose p99 latency met the
-   policy's `latency_objective`, the busiest per-replica throughput seen (requests per second
-   divided by the replicas serving then). It is a lower bound of what a replica sustains, so
-   it only rises as busier minutes meet the objective, and until a minute has been seen the
-   scaler is reactive only.
+1. **Per-replica capacity, measured** (`measure.py`): over the last day's minutes whose p99
+   latency met the policy's `latency_objective`, the busiest per-replica throughput seen
+   (requests per second divided by the replicas that ran then). It is a lower bound of what
+   a replica sustains, so it only rises as busier minutes meet the objective; until a minute
+   has been measured, nothing is scaled.
 2. **Demand forecast**, refitted every `forecast_every`: the model's hourly requests over the
    last four weeks into `DemandForecaster` (daily and weekly seasons, a damped trend,
    conformal intervals), stored with its accuracy on the last week (or day, with less than
-   three weeks) as MASE against the seasonal-naive forecast. The same hours refit the model's `OnlineForecaster`, which
-   follows the minutes: the seasonal base interpolated to minutes, corrected by the minutes
-   just seen, bounded by the `forecast_level` quantile of its own recent errors.
+   three weeks) as MASE against the seasonal-naive forecast. The same hours refit the
+   model's `OnlineForecaster`, which follows the minutes: the seasonal base interpolated to
+   minutes, corrected by the minutes just seen, bounded by the `forecast_level` quantile of
+   its own recent errors.
 3. **Decision**: the `Autoscaler` in the policy's mode: the upper bound over the start-up lead
    divided by the measured per-replica capacity at `forecast_utilization`, with Kubernetes
    HPA's rule (at `target_utilization`) when the load seen exceeded the bound, and HPA's
@@ -50,7 +51,6 @@ from modelfleet.telemetry.writer import read_rollups
 SOURCE = "capacity"
 _HOUR = timedelta(hours=1)
 _HISTORY = timedelta(days=28)
-_MEASURE_OVER = timedelta(days=1)
 _MINUTE_S = 60.0
 
 
