@@ -177,8 +177,16 @@ class UI:
         return fields
 
     async def _read(self, work: Callable[[Connection], Any]) -> Any:
+        return await self._transaction(work, immediate=False)
+
+    async def _write(self, work: Callable[[Connection], Any]) -> Any:
+        """`work` reads, then writes: the write lock is taken first, so a control loop
+        committing meanwhile makes it wait rather than fail (see `Store.begin`)."""
+        return await self._transaction(work, immediate=True)
+
+    async def _transaction(self, work: Callable[[Connection], Any], *, immediate: bool) -> Any:
         def run() -> Any:
-            with self.store.begin() as conn:
+            with self.store.begin(immediate=immediate) as conn:
                 return work(conn)
 
         return await asyncio.to_thread(run)
@@ -211,7 +219,7 @@ class UI:
     async def _sign_out(self, request: Request, session: Session, to: str) -> Response:
         await self._form(request, session)
         sid = request.cookies.get(COOKIE)
-        await self._read(lambda conn: sessions.close_session(conn, sid))
+        await self._write(lambda conn: sessions.close_session(conn, sid))
         response = RedirectResponse(to, status_code=303, headers=HEADERS)
         response.delete_cookie(COOKIE, path="/", secure=True, httponly=True, samesite="lax")
         return response
@@ -228,7 +236,7 @@ class UI:
         elif request.method == "POST":
             fields = await self._form(request, None)
             if sessions.operator_token_matches(fields.get("token", ""), self.admin_token_sha256):
-                sid, _ = await self._read(
+                sid, _ = await self._write(
                     lambda conn: sessions.open_session(
                         conn, "operator", tenant=None, now=self.clock.now()
                     )
@@ -306,7 +314,7 @@ class UI:
             return str(message) if message else f"{action}: done for {deployment}"
 
         try:
-            message = await self._read(run)
+            message = await self._write(run)
         except InvalidInput as exc:
             return await self._rollouts_page(request, session, None, str(exc))
         return await self._rollouts_page(request, session, message, None)
@@ -407,7 +415,7 @@ class UI:
             return f"resolved {len(done)} alert(s)"
 
         try:
-            message = await self._read(run)
+            message = await self._write(run)
         except InvalidInput as exc:
             return await self._alerts_page(request, session, None, str(exc))
         return await self._alerts_page(request, session, message, None)
@@ -468,7 +476,7 @@ class UI:
             key = fields.get("api_key", "")
             tenant = await self._read(lambda conn: sessions.tenant_of_key(conn, key))
             if tenant is not None:
-                sid, _ = await self._read(
+                sid, _ = await self._write(
                     lambda conn: sessions.open_session(
                         conn, "tenant", tenant=tenant, now=self.clock.now()
                     )
