@@ -74,7 +74,8 @@ class ScalingPolicy:
         return max(self.min_replicas, min(self.max_replicas, replicas))
 
 
-def _ceil(value: float) -> int:
+def ceil_count(value: float) -> int:
+    """``ceil(value)`` that ignores float noise: replicas for a load that needs 4.000000000000001."""
     return math.ceil(value - _CEIL_SLACK)
 
 
@@ -89,20 +90,20 @@ def reactive_replicas(current: int, observed_load_rps: float, policy: ScalingPol
     if current < 1:
         # HPA does not scale from zero; size directly for the load instead.
         return policy.clamp(
-            _ceil(observed_load_rps / (policy.per_replica_rps * policy.target_utilization))
+            ceil_count(observed_load_rps / (policy.per_replica_rps * policy.target_utilization))
         )
     utilization = observed_load_rps / (current * policy.per_replica_rps)
     ratio = utilization / policy.target_utilization
     if abs(ratio - 1.0) <= policy.tolerance:
         return policy.clamp(current)
-    return policy.clamp(_ceil(current * ratio))
+    return policy.clamp(ceil_count(current * ratio))
 
 
 def predictive_replicas(forecast_upper_rps_over_lead: float, policy: ScalingPolicy) -> int:
     """Replicas that serve the forecast's upper bound at the forecast utilization, clamped."""
     _check_load("forecast_upper_rps_over_lead", forecast_upper_rps_over_lead)
     per_replica = policy.per_replica_rps * policy.forecast_utilization
-    return policy.clamp(_ceil(forecast_upper_rps_over_lead / per_replica))
+    return policy.clamp(ceil_count(forecast_upper_rps_over_lead / per_replica))
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ For every `CapacityPolicy`, once a minute:
 2. **Demand forecast**, refitted every `forecast_every`: the model's hourly requests over the
    last four weeks into `DemandForecaster` (daily and weekly seasons, a damped trend,
    conformal intervals), stored with its accuracy on the last week (or day, with less than
-   three weeks) as MASE against the seasonal-naive forecast. The same hours refit the
+   three weeks) as MASE against the seasonal-naive forecast. The same fit rebases the
    model's `OnlineForecaster`, which follows the minutes: the seasonal base interpolated to
    minutes, corrected by the minutes just seen, bounded by the `forecast_level` quantile of
    its own recent errors.
@@ -116,9 +116,9 @@ class CapacityController:
         last = _requests(conn, spec.model, minute - timedelta(minutes=1), minute)
         state.forecaster.observe(index - 1, float(last))
         if state.forecast_at is None or minute - state.forecast_at >= spec.forecast_every:
-            hours = _refit(conn, spec, minute, capacity)
-            if hours is not None:
-                state.forecaster.refit(hours, int(minute.replace(minute=0).timestamp() // 60))
+            model = _refit(conn, spec, minute, capacity)
+            if model is not None:
+                state.forecaster.rebase(model, int(minute.replace(minute=0).timestamp() // 60))
             state.forecast_at = minute
         upper = None
         if state.forecaster.base_ is not None and capacity:
@@ -165,12 +165,13 @@ class CapacityController:
 
 def _refit(
     conn: Connection, spec: CapacityPolicySpec, now: datetime, capacity: float | None
-) -> np.ndarray | None:
-    """Fit and store the week's forecast; return the hourly history it was fitted on."""
+) -> DemandForecaster | None:
+    """Fit and store the week's forecast; return the fitted model."""
     hours = _hourly(conn, spec.model, now - _HISTORY, now.replace(minute=0))
     if len(hours) < 24:
         return None
-    forecast = DemandForecaster(level=two_sided(spec.forecast_level)).fit(hours).predict(24 * 7)
+    model = DemandForecaster(level=two_sided(spec.forecast_level)).fit(hours)
+    forecast = model.predict(24 * 7)
     scored = holdout_mase(hours)
     accuracy = scored[0] if scored else None
     upsert(
@@ -201,7 +202,7 @@ def _refit(
             "per_replica_rps",
         ],
     )
-    return hours
+    return model
 
 
 def _hourly(conn: Connection, model: str, since: datetime, until: datetime) -> np.ndarray:

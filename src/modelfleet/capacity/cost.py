@@ -39,10 +39,8 @@ from typing import Literal
 
 import numpy as np
 
+from modelfleet.capacity.autoscaler import ceil_count
 from modelfleet.config.capacity import InstanceTypeSpec
-
-# ceil(4.000000000000001) would ask for a fifth replica that float rounding invented.
-_CEIL_SLACK = 1e-9
 
 Excess = Literal["on_demand", "spot"]
 
@@ -239,7 +237,7 @@ def right_size(
     if not 0.0 < target <= 1.0:
         raise ValueError(f"target must lie in (0, 1], got {target}")
     p = float(np.quantile(np.asarray(utilization, dtype=np.float64), quantile))
-    recommended = max(1, math.ceil(replicas * p / target - _CEIL_SLACK))
+    recommended = max(1, ceil_count(replicas * p / target))
     return Recommendation(replicas, recommended, p, target)
 
 

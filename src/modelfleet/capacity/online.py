@@ -125,9 +125,12 @@ class OnlineForecaster:
     def refit(self, hourly: np.ndarray, end: int) -> None:
         """Fit the seasonal base on requests per hour whose last hour ends at interval `end`."""
         hours = np.asarray(hourly, dtype=np.float64)[-_HISTORY_DAYS * 24 :]
-        if hours.size < 2:
-            return
-        model = DemandForecaster((24, 168)).fit(hours)
+        if hours.size >= 2:
+            self.rebase(DemandForecaster((24, 168)).fit(hours), end)
+
+    def rebase(self, model: DemandForecaster, end: int) -> None:
+        """Take the seasonal base from `model`, fitted on hours whose last ends at `end` (the
+        capacity controller's hourly forecast, so that the hour's fit is done once)."""
         forecast = model.predict(48)
         cleaned = model.history_
         b = self.per_hour
