@@ -30,6 +30,14 @@ class Settings:
         never logged. None: those APIs are off.
     secrets: the values of MODELFLEET_SECRET_* variables, by full name, for receivers that
         name one (an SMTP password).
+    backend: where model replicas run (MODELFLEET_BACKEND): "local", threads of each gateway
+        process, or "ray", one Ray Serve deployment per version.
+    ray_address: the Ray cluster to join (MODELFLEET_RAY_ADDRESS, e.g. ray://head:10001 or
+        auto); None with the ray backend: start a local cluster.
+    redis_prefix: the prefix of every Redis key this fleet uses (MODELFLEET_REDIS_PREFIX), so
+        several fleets can share one Redis.
+    spool_dir: where a gateway keeps telemetry it could not write to the store, until it can
+        (MODELFLEET_SPOOL_DIR; default `home`/spool).
     """
 
     database_url: str
@@ -40,6 +48,10 @@ class Settings:
     telemetry: bool = True
     admin_token_sha256: str | None = field(default=None, repr=False)
     secrets: Mapping[str, str] = field(default_factory=dict, repr=False)
+    backend: str = "local"
+    ray_address: str | None = None
+    redis_prefix: str = "modelfleet"
+    spool_dir: Path | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -56,7 +68,20 @@ class Settings:
             telemetry=env.get("MODELFLEET_TELEMETRY", "on").lower() not in ("off", "0", "false"),
             admin_token_sha256=_sha256(env.get("MODELFLEET_ADMIN_TOKEN")),
             secrets={k: v for k, v in env.items() if k.startswith("MODELFLEET_SECRET_")},
+            backend=_backend(env.get("MODELFLEET_BACKEND", "local")),
+            ray_address=env.get("MODELFLEET_RAY_ADDRESS") or None,
+            redis_prefix=env.get("MODELFLEET_REDIS_PREFIX") or "modelfleet",
+            spool_dir=Path(env.get("MODELFLEET_SPOOL_DIR") or home / "spool"),
         )
+
+
+BACKENDS = ("local", "ray")
+
+
+def _backend(name: str) -> str:
+    if name not in BACKENDS:
+        raise ValueError(f"MODELFLEET_BACKEND must be one of {', '.join(BACKENDS)}, not {name!r}")
+    return name
 
 
 def _sha256(token: str | None) -> str | None:

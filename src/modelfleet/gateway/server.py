@@ -220,7 +220,9 @@ def build_server(settings: Settings, clock: Clock, **options: Any) -> GatewaySer
     if settings.redis_url:
         from redis.asyncio import Redis
 
-        quotas = RedisQuotas(Redis.from_url(settings.redis_url))
+        quotas = RedisQuotas(
+            Redis.from_url(settings.redis_url), prefix=f"{settings.redis_prefix}:quota"
+        )
     else:
         quotas = LocalQuotas()
     gateway = Gateway(

@@ -616,3 +616,26 @@ web_sessions = Table(
     Column("created_at", UTCDateTime, nullable=False),
     Column("expires_at", UTCDateTime, nullable=False, index=True),
 )
+
+# One row per lease: who holds it, until when, and the term, which grows with every new holder
+# (a fencing token: a holder that lost the lease cannot renew it under its old term).
+leases = Table(
+    "leases",
+    metadata,
+    Column("name", String(NAME), primary_key=True),  # e.g. "control-loop"
+    Column("holder", String(255), nullable=False),  # host:pid:random of the holder
+    Column("term", Integer, nullable=False),
+    Column("acquired_at", UTCDateTime, nullable=False),
+    Column("renewed_at", UTCDateTime, nullable=False),
+    Column("expires_at", UTCDateTime, nullable=False),
+)
+
+# Telemetry batches a gateway spooled to its disk while the store was unreachable, recorded in
+# the same transaction that writes one back, so a batch is never written twice.
+spooled_batches = Table(
+    "spooled_batches",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("gateway", String(255), nullable=False),
+    Column("written_at", UTCDateTime, nullable=False),
+)
