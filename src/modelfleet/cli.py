@@ -62,7 +62,7 @@ from modelfleet.config.schema import (
     Runbook,
     Tenant,
 )
-from modelfleet.control import ControlLoop, controllers
+from modelfleet.control import CONTROL_LOOP_LEASE, ControlLoop, Leadership, controllers
 from modelfleet.errors import FleetConfigError, InvalidInput, ModelfleetError, NotFound
 from modelfleet.gateway.server import ServingThread, serve
 from modelfleet.monitors import anomaly
@@ -104,6 +104,7 @@ from modelfleet.sla.periods import parse_period
 from modelfleet.sla.report import render_html_all
 from modelfleet.sla.status import TenantStatus, covered_tenants, ledger, tenant_status
 from modelfleet.store import Store, current_revision, head_revision, open_store, upgrade
+from modelfleet.store.lease import current as current_lease
 from modelfleet.store.tables import rollups as rollups_table
 from modelfleet.telemetry.summary import Summary, summarize
 from modelfleet.telemetry.writer import read_rollups
@@ -432,20 +433,34 @@ def up(
         bool,
         typer.Option(
             help="also run the control loop (rollouts, monitors, alerts, runbooks, incidents);"
-            " one process per store should"
+            " of all the processes on one store, only the leader's acts"
         ),
     ] = True,
     tick: Annotated[float, typer.Option(min=0.1, help="seconds between control ticks")] = 5.0,
+    lease_ttl: Annotated[
+        float,
+        typer.Option(
+            min=1,
+            help="seconds the control loop's leader lease lasts unrenewed: how soon another"
+            " process takes over when the leader dies",
+        ),
+    ] = 15.0,
 ) -> None:
     """Serve the gateway on the store's fleet until SIGTERM or Ctrl-C (then exits 0)."""
     settings = _settings()
     store = open_store(settings.database_url)  # fail here, clearly, if the store is unusable
     loop = (
-        ControlLoop(controllers(store, secrets=settings.secrets), clock, interval_s=tick)
+        ControlLoop(
+            lambda: controllers(store, secrets=settings.secrets),
+            clock,
+            interval_s=tick,
+            lease=Leadership(store, ttl=timedelta(seconds=lease_ttl)),
+        )
         if control
         else None
     )
     if loop is not None:
+        _log_to_stderr()
         loop.start()
     try:
         serve(host, port, workers, app="modelfleet.web.app:create_app")
@@ -453,6 +468,59 @@ def up(
         if loop is not None:
             loop.stop()
         store.close()
+
+
+def _log_to_stderr() -> None:
+    """modelfleet's own INFO lines (leadership, events, scaling) on stderr, beside uvicorn's."""
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(levelname)s:     %(message)s"))
+    logger = logging.getLogger("modelfleet")
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+
+
+@app.command()
+def leader(output: OutputOption = Output.table) -> None:
+    """Which process's control loop leads on this store, in which term, and until when.
+
+    Exits 1 when no control loop holds the lease now: none runs, or the leader stopped and the
+    others have not taken over yet.
+    """
+    now = clock.now()
+    with _store().begin() as conn:
+        lease = current_lease(conn, CONTROL_LOOP_LEASE)
+    held = lease is not None and lease.held_at(now)
+    if output is Output.json:
+        _print_json(
+            None
+            if lease is None
+            else {
+                "holder": lease.holder,
+                "term": lease.term,
+                "held": held,
+                "acquired_at": lease.acquired_at.isoformat(),
+                "renewed_at": lease.renewed_at.isoformat(),
+                "expires_at": lease.expires_at.isoformat(),
+                "expires_in_s": (lease.expires_at - now).total_seconds(),
+            }
+        )
+    elif lease is None:
+        out.print("no control loop has led on this store yet")
+    else:
+        table = Table("HOLDER", "TERM", "LEADS SINCE", "RENEWED", "EXPIRES", "STATE", box=None)
+        left = (lease.expires_at - now).total_seconds()
+        state = f"[green]leading[/] ({left:.0f} s left)" if held else "[red]no leader[/]"
+        table.add_row(
+            escape(lease.holder),
+            str(lease.term),
+            _when(lease.acquired_at),
+            _when(lease.renewed_at),
+            _when(lease.expires_at),
+            state,
+        )
+        out.print(table)
+    if not held:
+        raise typer.Exit(EXIT_FAILURE)
 
 
 @app.command()
