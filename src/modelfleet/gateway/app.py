@@ -253,6 +253,7 @@ class Gateway:
             return (200 if self.ready else 503), JSON, orjson.dumps({"ready": self.ready})
         if path == "/metrics":
             _allow(method, "GET")
+            self.metrics.observe_quotas(self.quotas.shared, self.quotas.fallbacks)
             return 200, [(b"content-type", CONTENT_TYPE.encode())], self.metrics.exposition()
         raise not_found(f"path {path!r}")
 

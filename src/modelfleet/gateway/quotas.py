@@ -72,7 +72,17 @@ class Admission:
 
 
 class QuotaStore(Protocol):
-    """Where quota state lives: in this process, or shared through Redis."""
+    """Where quota state lives: in this process, or shared through Redis.
+
+    `shared`: whether every gateway sees the same quota now; `fallbacks`: how many times
+    sharing was lost (the running total, for /metrics).
+    """
+
+    @property
+    def shared(self) -> bool: ...
+
+    @property
+    def fallbacks(self) -> int: ...
 
     async def acquire(self, tenant: str, quota: Quota, now: float) -> Admission: ...
 
@@ -86,6 +96,14 @@ class LocalQuotas:
         self._buckets: dict[str, Bucket] = {}
         self._in_flight: dict[str, int] = {}
         self._tickets = itertools.count()
+
+    @property
+    def shared(self) -> bool:
+        return False
+
+    @property
+    def fallbacks(self) -> int:
+        return 0
 
     async def acquire(self, tenant: str, quota: Quota, now: float) -> Admission:
         if self._in_flight.get(tenant, 0) >= quota.max_in_flight:
@@ -141,19 +159,40 @@ class RedisQuotas:
 
     When Redis cannot be reached, each gateway falls back to exact in-process quotas rather
     than refusing customers: while Redis is down a tenant may get up to its quota from each
-    gateway, and serving goes on.
+    gateway, and serving goes on. While down, Redis is tried again once every `retry_s`
+    seconds, not on every request: a Redis that hangs costs one request its socket timeout
+    per retry, not every request.
     """
 
-    def __init__(self, redis: Redis, *, prefix: str = "modelfleet:quota", lease_s: float = 60.0):
+    def __init__(
+        self,
+        redis: Redis,
+        *,
+        prefix: str = "modelfleet:quota",
+        lease_s: float = 60.0,
+        retry_s: float = 1.0,
+    ):
         self._redis = redis
         self._prefix = prefix
         self._lease_s = lease_s
+        self._retry_s = retry_s
+        self._retry_at = 0.0  # while down: when to try Redis again (the `now` of acquire)
+        self._fallbacks = 0
         self._script = redis.register_script(_ACQUIRE)
         self._tickets = itertools.count()
         self._instance = f"{id(self):x}"
         self._fallback = LocalQuotas()
         self._fallback_tickets: set[str] = set()
         self._redis_down = False
+
+    @property
+    def shared(self) -> bool:
+        """False from a failed call to Redis until one succeeds again."""
+        return not self._redis_down
+
+    @property
+    def fallbacks(self) -> int:
+        return self._fallbacks
 
     def _keys(self, tenant: str) -> list[str]:
         return [f"{self._prefix}:{tenant}:bucket", f"{self._prefix}:{tenant}:inflight"]
@@ -168,16 +207,17 @@ class RedisQuotas:
             ticket,
             self._lease_s,
         ]
+        if self._redis_down and now < self._retry_at:
+            return await self._acquire_locally(tenant, quota, now)
         try:
             admitted, reason, retry = await self._script(keys=self._keys(tenant), args=args)
         except RedisError as exc:
             if not self._redis_down:  # once per outage, not once per request
                 log.warning("Redis unavailable, quotas are per gateway until it is back: %s", exc)
+                self._fallbacks += 1
             self._redis_down = True
-            admission = await self._fallback.acquire(tenant, quota, now)
-            if admission.admitted:
-                self._fallback_tickets.add(admission.ticket)
-            return admission
+            self._retry_at = now + self._retry_s
+            return await self._acquire_locally(tenant, quota, now)
         if self._redis_down:
             log.warning("Redis is back: quotas are shared again")
             self._redis_down = False
@@ -188,11 +228,19 @@ class RedisQuotas:
             False, reason="rate" if why == "rate" else "concurrency", retry_after=float(retry)
         )
 
+    async def _acquire_locally(self, tenant: str, quota: Quota, now: float) -> Admission:
+        admission = await self._fallback.acquire(tenant, quota, now)
+        if admission.admitted:
+            self._fallback_tickets.add(admission.ticket)
+        return admission
+
     async def release(self, tenant: str, ticket: str) -> None:
         if ticket in self._fallback_tickets:
             self._fallback_tickets.discard(ticket)
             await self._fallback.release(tenant, ticket)
             return
+        if self._redis_down:
+            return  # the slot's lease frees it; a hanging Redis must not hold the response
         try:
             await self._redis.zrem(self._keys(tenant)[1], ticket)
         except RedisError as exc:  # the slot's lease frees it when Redis is back

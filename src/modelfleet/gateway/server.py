@@ -4,9 +4,14 @@ Beside the request path run two loops: the refresher checks the store's generati
 half second and publishes a new route table when it changed (so a change is served within a
 second), and the flusher writes telemetry rollups (with samples and the prediction log)
 every few seconds. At shutdown uvicorn stops accepting and finishes requests in flight; then
-the last rollups are flushed. A flush that fails (the store is unreachable) keeps its rollups
-and retries, so no acknowledged request goes missing from the rollups. Feedback does not wait
-for a flush: the server hands the gateway a writer that stores it at once.
+the last rollups are flushed. Feedback does not wait for a flush: the server hands the gateway
+a writer that stores it at once.
+
+While the store is unreachable the gateway goes on serving: a refresh that fails keeps the
+last route table, and a flush that fails puts its batch in the spool (telemetry/spool.py,
+on local disk), whose batches every later flush writes back first, exactly once; at shutdown
+too. So no acknowledged request goes missing from the rollups, and memory stays bounded. An
+outage is logged when it starts and when it ends, not at every attempt; /metrics shows it.
 """
 
 from __future__ import annotations
@@ -34,14 +39,12 @@ from modelfleet.errors import ListenError, StoreError
 from modelfleet.gateway.app import Gateway, GatewaySettings, Receive, Scope, Send
 from modelfleet.gateway.quotas import LocalQuotas, QuotaStore, RedisQuotas
 from modelfleet.gateway.routing import load_route_table, store_generation
-from modelfleet.registry.keys import touch_key
 from modelfleet.runtime import LocalBackend
 from modelfleet.settings import Settings
 from modelfleet.store import Store, open_store
 from modelfleet.store.tables import deployment_status
-from modelfleet.telemetry.feedback import Feedback, write_feedback, write_predictions
-from modelfleet.telemetry.rollup import Rollup
-from modelfleet.telemetry.writer import write_rollups, write_samples
+from modelfleet.telemetry.feedback import Feedback, write_feedback
+from modelfleet.telemetry.spool import Batch, Spool
 
 log = logging.getLogger(__name__)
 
@@ -58,15 +61,19 @@ class GatewayServer:
         refresh_s: float = 0.5,
         flush_s: float = 5.0,
         freeze_gc: bool = False,
+        spool: Spool | None = None,
     ) -> None:
+        """`spool`: where telemetry waits while the store is unreachable; None: in memory."""
         self.gateway = gateway
         self.freeze_gc = freeze_gc
         self.store = store
         self.clock = clock
         self.refresh_s = refresh_s
         self.flush_s = flush_s
+        self.spool = spool or Spool()
         self._generation = -1
-        self._unflushed: list[Rollup] = []
+        self._flushing = asyncio.Lock()  # one flush at a time: the spool is not shared
+        self._outage_since: datetime | None = None  # when the store stopped answering
         self._tasks: list[asyncio.Task[None]] = []
         self._stopping = asyncio.Event()
         self.loop: asyncio.AbstractEventLoop | None = None  # the loop serving, once started
@@ -96,6 +103,7 @@ class GatewayServer:
     async def start(self) -> None:
         self.loop = asyncio.get_running_loop()
         await self.refresh()
+        self._store_answered()
         if self.freeze_gc:
             # Everything loaded so far (libraries, models) lives as long as the process: keep it
             # out of the garbage collector's full passes, which otherwise stall requests for
@@ -113,7 +121,12 @@ class GatewayServer:
         await asyncio.gather(*self._tasks)
         await self.gateway.close_shadows()
         if not await self.flush():
-            log.error("could not flush %d rollups at shutdown", len(self._unflushed))
+            log.error(
+                "the store is unreachable at shutdown: %d telemetry batches wait in the spool %s",
+                self.spool.waiting(),
+                self.spool.directory or "(in memory: lost)",
+            )
+        self.spool.close()
         close = getattr(self.gateway.backend, "close", None)
         if close is not None:
             close()
@@ -127,11 +140,33 @@ class GatewayServer:
                 try:
                     await action()
                 except (StoreError, SQLAlchemyError) as exc:
-                    log.warning("store unavailable, will retry: %s", exc)
+                    self._store_failed(exc)
+
+    def _store_failed(self, exc: Exception) -> None:
+        """Note that the store did not answer; logged once per outage, not per attempt."""
+        self.gateway.metrics.store_reachable.set(0)
+        if self._outage_since is None:
+            self._outage_since = self.clock.now()
+            log.warning(
+                "store unreachable: serving the last routes, spooling telemetry to %s: %s",
+                self.spool.directory or "memory",
+                exc,
+            )
+
+    def _store_answered(self) -> None:
+        self.gateway.metrics.store_reachable.set(1)
+        if self._outage_since is not None:
+            log.warning(
+                "store reachable again after %.1f s",
+                (self.clock.now() - self._outage_since).total_seconds(),
+            )
+            self._outage_since = None
 
     async def refresh(self) -> None:
-        """Publish a new route table if the registry changed since the last look."""
+        """Publish a new route table if the registry changed since the last look; when the
+        store fails, the last table goes on serving (the error is raised to the caller)."""
         generation = await asyncio.to_thread(self._read_generation)
+        self._store_answered()
         if generation == self._generation:
             self.gateway.collect_unused()
             return
@@ -166,43 +201,45 @@ class GatewayServer:
                 )
 
     async def flush(self) -> bool:
-        """Write every rollup recorded so far; on failure keep them for the next try."""
-        if self.gateway.telemetry is not None:
-            self._unflushed.extend(self.gateway.telemetry.drain())
-        uses, self.gateway.key_uses = self.gateway.key_uses, {}
-        samples, self.gateway.samples = self.gateway.samples, []
-        predictions, self.gateway.predictions = self.gateway.predictions, []
-        pending, self._unflushed = self._unflushed, []
-        if not pending and not uses and not samples and not predictions:
-            return True
-        try:
-            await asyncio.to_thread(
-                self._write, pending, uses, samples, predictions, self.clock.now()
-            )
-        except (StoreError, SQLAlchemyError) as exc:
-            log.warning("telemetry flush failed, keeping %d rollups: %s", len(pending), exc)
-            self._unflushed[:0] = pending
-            self.gateway.samples[:0] = samples
-            self.gateway.requeue_predictions(predictions)
-            for prefix, at in uses.items():
-                self.gateway.key_uses.setdefault(prefix, at)
-            return False
-        return True
+        """Write back the spooled batches, then the telemetry recorded since the last flush;
+        when the store fails, that goes to the spool. True when the store took everything."""
+        async with self._flushing:
+            batch = self._take_batch()
+            now = self.clock.now()
+            try:
+                await asyncio.to_thread(self._write, batch, now)
+            except (StoreError, SQLAlchemyError) as exc:
+                self._store_failed(exc)
+                if batch:
+                    await asyncio.to_thread(self.spool.put, batch, now)
+                return False
+            else:
+                self._store_answered()
+                return True
+            finally:
+                spool = self.spool
+                self.gateway.metrics.observe_spool(
+                    spool.waiting(), spool.written_back, spool.set_aside
+                )
 
-    def _write(
-        self,
-        rollups: list[Rollup],
-        uses: dict[str, datetime],
-        samples: list[dict[str, Any]],
-        predictions: list[dict[str, Any]],
-        now: datetime,
-    ) -> None:
-        with self.store.begin() as conn:
-            write_rollups(conn, rollups, now=now)
-            write_samples(conn, samples)
-            write_predictions(conn, predictions)
-            for prefix, at in uses.items():
-                touch_key(conn, prefix, now=at)
+    def _take_batch(self) -> Batch:
+        gateway = self.gateway
+        batch = Batch(
+            rollups=gateway.telemetry.drain() if gateway.telemetry is not None else [],
+            key_uses=gateway.key_uses,
+            samples=gateway.samples,
+            predictions=gateway.predictions,
+        )
+        gateway.key_uses, gateway.samples, gateway.predictions = {}, [], []
+        return batch
+
+    def _write(self, batch: Batch, now: datetime) -> None:
+        """Blocking: the spool's batches first (they are older), then `batch`."""
+        written = self.spool.write_back(self.store, now)
+        if written:
+            log.warning("wrote %d spooled telemetry batches back to the store", written)
+        if batch:
+            self.spool.write(self.store, batch, now)
 
     def write_feedback(self, records: Sequence[Feedback]) -> None:
         """Store feedback now, in one transaction (the gateway's feedback writer; blocking)."""
@@ -221,7 +258,9 @@ def build_server(settings: Settings, clock: Clock, **options: Any) -> GatewaySer
         from redis.asyncio import Redis
 
         quotas = RedisQuotas(
-            Redis.from_url(settings.redis_url), prefix=f"{settings.redis_prefix}:quota"
+            # Timeouts: a Redis that hangs must not hang requests (they fall back to local quotas).
+            Redis.from_url(settings.redis_url, socket_timeout=0.25, socket_connect_timeout=0.25),
+            prefix=f"{settings.redis_prefix}:quota",
         )
     else:
         quotas = LocalQuotas()
@@ -231,7 +270,8 @@ def build_server(settings: Settings, clock: Clock, **options: Any) -> GatewaySer
         clock,
         GatewaySettings(region=settings.region, telemetry=settings.telemetry),
     )
-    return GatewayServer(gateway, store, clock, **options)
+    spool = Spool(settings.spool_dir or settings.home / "spool")
+    return GatewayServer(gateway, store, clock, spool=spool, **options)
 
 
 def create_app() -> GatewayServer:

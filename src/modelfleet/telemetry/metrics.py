@@ -16,7 +16,8 @@ LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
 
 
 class GatewayMetrics:
-    """Requests, latency, requests in flight and rejections by reason."""
+    """Requests, latency, requests in flight, rejections by reason, and the state of what the
+    gateway depends on: the store (and the telemetry spooled while it is away) and Redis."""
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
@@ -59,6 +60,57 @@ class GatewayMetrics:
             "feedback on those requests cannot be scored.",
             registry=self.registry,
         )
+
+        self.store_reachable = Gauge(
+            "modelfleet_store_reachable",
+            "1 if the store answered this gateway's last attempt (route refresh or telemetry "
+            "flush), 0 if it did not: routes are then the last ones read, telemetry is spooled.",
+            registry=self.registry,
+        )
+        self.spooled_batches = Gauge(
+            "modelfleet_telemetry_spooled_batches",
+            "Telemetry batches waiting in this gateway's spool to be written to the store.",
+            registry=self.registry,
+        )
+        self.batches_written_back = Counter(
+            "modelfleet_telemetry_batches_written_back",
+            "Spooled telemetry batches written back to the store (or found already there).",
+            registry=self.registry,
+        )
+        self.batches_set_aside = Counter(
+            "modelfleet_telemetry_batches_set_aside",
+            "Spool files that could not be read, moved aside as *.bad: telemetry not counted.",
+            registry=self.registry,
+        )
+        self.quotas_shared = Gauge(
+            "modelfleet_quotas_shared",
+            "1 while tenants' quotas are shared through Redis, 0 while they are kept per "
+            "process (no Redis configured, or Redis unreachable).",
+            registry=self.registry,
+        )
+        self.quota_fallbacks = Counter(
+            "modelfleet_quota_fallbacks",
+            "Times quotas fell back to per-process limits because Redis could not be reached.",
+            registry=self.registry,
+        )
+        self._seen = {"written_back": 0, "set_aside": 0, "fallbacks": 0}
+
+    def observe_spool(self, waiting: int, written_back: int, set_aside: int) -> None:
+        """Show a spool's state; `written_back` and `set_aside` are its running totals."""
+        self.spooled_batches.set(waiting)
+        self._advance(self.batches_written_back, "written_back", written_back)
+        self._advance(self.batches_set_aside, "set_aside", set_aside)
+
+    def observe_quotas(self, shared: bool, fallbacks: int) -> None:
+        """Show whether quotas are shared now; `fallbacks` is the quota store's running total."""
+        self.quotas_shared.set(1 if shared else 0)
+        self._advance(self.quota_fallbacks, "fallbacks", fallbacks)
+
+    def _advance(self, counter: Counter, name: str, total: int) -> None:
+        """Move a counter up to a running total kept elsewhere."""
+        if total > self._seen[name]:
+            counter.inc(total - self._seen[name])
+            self._seen[name] = total
 
     def exposition(self) -> bytes:
         """The Prometheus text format of every metric."""
