@@ -487,8 +487,12 @@ def leader(output: OutputOption = Output.table) -> None:
     others have not taken over yet.
     """
     now = clock.now()
-    with _store().begin() as conn:
-        lease = current_lease(conn, CONTROL_LOOP_LEASE)
+    store = _store()
+    try:
+        with store.begin() as conn:
+            lease = current_lease(conn, CONTROL_LOOP_LEASE)
+    finally:
+        store.close()
     held = lease is not None and lease.held_at(now)
     if output is Output.json:
         _print_json(
