@@ -145,7 +145,7 @@ def fleet(
         (root / name).write_bytes((digits_models / name).read_bytes())
     (root / "fleet.yaml").write_text(FLEET_YAML)
     _empty_schema(postgres_url)  # the worker's database is shared with other files' tests
-    # Applied (and so migrated) before either gateway starts: two first migrations would race.
+    # Applied before either gateway starts, so both find the fleet and keys at their first read.
     store = open_store(postgres_url)
     now = SystemClock().now()
     apply_fleet(store, load_fleet([root / "fleet.yaml"]), actor="test", now=now)
