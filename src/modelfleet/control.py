@@ -214,7 +214,10 @@ class ControlLoop:
 
     def _run(self) -> None:
         while not self._stop.wait(self.interval_s):
-            self.tick()
+            try:
+                self.tick()
+            except Exception:  # the lease's store calls may fail; the next tick tries again
+                log.exception("control loop tick failed")
 
     def stop(self, timeout: float = 60.0) -> None:
         """Stop ticking; a leader then releases its lease, so another takes over at once."""
