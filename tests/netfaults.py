@@ -85,6 +85,11 @@ class TcpProxy:
         if self._server is not None:
             self._server.close()
         await self._switch("cut", close=True)
+        # Let every connection's pumps see their end, so nothing is left open when the loop closes.
+        pending = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         if self.mode == "cut":

@@ -88,6 +88,9 @@ class QuotaStore(Protocol):
 
     async def release(self, tenant: str, ticket: str) -> None: ...
 
+    async def aclose(self) -> None:
+        """Let go of connections (at the gateway's shutdown)."""
+
 
 class LocalQuotas:
     """Quotas exact within one process (one event loop: no locking needed)."""
@@ -117,6 +120,9 @@ class LocalQuotas:
 
     async def release(self, tenant: str, ticket: str) -> None:
         self._in_flight[tenant] = max(0, self._in_flight.get(tenant, 0) - 1)
+
+    async def aclose(self) -> None:
+        pass
 
 
 # KEYS: bucket hash, in-flight sorted set.
@@ -245,3 +251,7 @@ class RedisQuotas:
             await self._redis.zrem(self._keys(tenant)[1], ticket)
         except RedisError as exc:  # the slot's lease frees it when Redis is back
             log.warning("Redis unavailable, could not release a quota slot: %s", exc)
+
+    async def aclose(self) -> None:
+        """Close the Redis client this store was given: the gateway's, made for it."""
+        await self._redis.aclose()

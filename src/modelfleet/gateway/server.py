@@ -120,6 +120,7 @@ class GatewayServer:
         self._stopping.set()
         await asyncio.gather(*self._tasks)
         await self.gateway.close_shadows()
+        await self.gateway.quotas.aclose()
         if not await self.flush():
             log.error(
                 "the store is unreachable at shutdown: %d telemetry batches wait in the spool %s",
