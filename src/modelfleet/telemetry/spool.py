@@ -216,7 +216,8 @@ class Spool:
     def write(self, store: Store, batch: Batch, now: datetime) -> None:
         """Write a fresh batch straight to the store, exactly once; call it only when nothing
         waits (after a write-back that raised nothing). Raises as `write_back` does."""
-        with store.begin() as conn:
+        # Immediate: it reads the id, then writes; SQLite cannot upgrade a deferred read.
+        with store.begin(immediate=True) as conn:
             write_batch(conn, batch, gateway=self.name, now=now, forget_earlier=True)
 
     def close(self) -> None:
@@ -239,7 +240,8 @@ class Spool:
         self._lock = None
 
     def _write(self, store: Store, batch: Batch, now: datetime) -> None:
-        with store.begin() as conn:
+        # Immediate: it reads the id, then writes; SQLite cannot upgrade a deferred read.
+        with store.begin(immediate=True) as conn:
             written = write_batch(conn, batch, gateway=self.name, now=now)
         if not written:
             log.info("telemetry batch %s was already in the store; not written twice", batch.id)
