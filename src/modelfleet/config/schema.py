@@ -158,6 +158,15 @@ class ModelSpec(Strict):
     monitoring: MonitoringSpec = Field(default_factory=lambda: MonitoringSpec())
 
 
+class ReplicaResources(Strict):
+    """What one replica of a version reserves on a Ray cluster: the scheduler places replicas
+    only where these are free. The local backend runs replicas as threads and ignores them."""
+
+    cpus: Annotated[float, Field(gt=0.0)] = 1.0
+    gpus: Annotated[float, Field(ge=0.0)] = 0.0
+    memory_gib: Annotated[float, Field(gt=0.0)] | None = None
+
+
 class ModelVersionSpec(Strict):
     """A trained artifact of a model. Paths are relative to the fleet file."""
 
@@ -167,6 +176,7 @@ class ModelVersionSpec(Strict):
     reference_data: str | None = None
     evaluation_data: str | None = None
     notes: str = ""
+    resources: ReplicaResources = Field(default_factory=ReplicaResources)
 
 
 class GateSpec(Strict):
@@ -237,6 +247,21 @@ Strategy = Annotated[
 ]
 
 
+class ReplicaAutoscaling(Strict):
+    """Bounds handed to Ray Serve's own autoscaler, which then sizes the deployment's versions
+    by requests in flight per replica instead of the capacity controller's forecast."""
+
+    min_replicas: Annotated[int, Field(ge=1)] = 1
+    max_replicas: Annotated[int, Field(ge=1)] = 4
+    target_ongoing_requests: Annotated[float, Field(gt=0.0)] = 2.0
+
+    @model_validator(mode="after")
+    def _ordered(self) -> ReplicaAutoscaling:
+        if self.min_replicas > self.max_replicas:
+            raise ValueError("min_replicas must not exceed max_replicas")
+        return self
+
+
 class DeploymentSpec(Strict):
     """Which version of a model serves which tenants, and how a new version reaches them."""
 
@@ -247,6 +272,7 @@ class DeploymentSpec(Strict):
     gate: GateSpec = Field(default_factory=GateSpec)
     sticky_key: StickyKey = "tenant"
     pins: dict[Name, Name] = Field(default_factory=dict)  # tenant -> its own version
+    autoscaling: ReplicaAutoscaling | None = None  # None: replicas as the capacity policy says
 
     @model_validator(mode="after")
     def _unique_tenants(self) -> DeploymentSpec:

@@ -124,8 +124,9 @@ class Gateway:
             version = VersionRef(*ref)
             if version in self._batchers:
                 continue
+            replicas = table.replicas.get(ref, self.settings.replicas)
             try:
-                await asyncio.to_thread(self.backend.deploy, spec, self.settings.replicas)
+                await asyncio.to_thread(self.backend.deploy, spec, replicas)
             except ServingError as exc:
                 failed[version] = str(exc)
                 log.warning("version %s failed to load: %s", version, exc)
@@ -136,7 +137,7 @@ class Gateway:
                 partial(self.backend.infer, version),
                 self.settings.max_batch_size,
                 self.settings.max_wait_s,
-                concurrency=self.settings.replicas,
+                concurrency=_concurrency(spec, replicas),
             )
         await self._apply_replicas(table)
         routes: dict[tuple[str, str], Route] = {}
@@ -184,6 +185,8 @@ class Gateway:
                 log.warning("could not restart or scale %s: %s", version, exc)
                 continue
             self._restarts[version] = restarts
+            # As many batches in flight as there are replicas to run them.
+            self._batchers[version].concurrency = _concurrency(spec, replicas)
 
     async def _reference_edges(self, spec: VersionSpec) -> dict[str, tuple[float, ...]]:
         assert spec.reference_data is not None
@@ -641,6 +644,12 @@ class Gateway:
         self._in_flight -= 1
         self._version_in_flight[version] -= 1
         self.metrics.in_flight.dec()
+
+
+def _concurrency(spec: VersionSpec, replicas: int) -> int:
+    """Batches to keep in flight for a version: one per replica, or per replica that Ray
+    Serve's autoscaler may start (queued batches are what it scales on)."""
+    return replicas if spec.autoscaling is None else spec.autoscaling.max_replicas
 
 
 def _without_candidate(route: Route) -> Route:

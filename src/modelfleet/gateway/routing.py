@@ -18,7 +18,7 @@ from dataclasses import dataclass, field, replace
 
 from sqlalchemy import Connection, func, select
 
-from modelfleet.config.schema import Deployment, Model, ModelVersion, Tenant
+from modelfleet.config.schema import Deployment, Model, ModelVersion, ReplicaAutoscaling, Tenant
 from modelfleet.gateway.quotas import TIER_QUOTAS, Quota
 from modelfleet.registry import load_state
 from modelfleet.registry.keys import StoredKey, active_keys
@@ -120,14 +120,18 @@ def build_route_table(
         deployment = reg.resource
         assert isinstance(deployment, Deployment) and reg.serving_version is not None
         d = deployment.spec
-        spec = version_spec(state, d.model, reg.serving_version)
+        spec = version_spec(state, d.model, reg.serving_version, d.autoscaling)
         if spec is None:
             continue
         split = (splits or {}).get(deployment.name)
-        candidate = version_spec(state, d.model, split.candidate) if split else None
+        candidate = version_spec(state, d.model, split.candidate, d.autoscaling) if split else None
         split_route = Route(tenant="", tier="", deployment=deployment.name, version=spec)
         if split is not None and candidate is not None:
-            warm += [w for v in split.warm if (w := version_spec(state, d.model, v)) is not None]
+            warm += [
+                w
+                for v in split.warm
+                if (w := version_spec(state, d.model, v, d.autoscaling)) is not None
+            ]
             split_route = replace(
                 split_route,
                 canary=candidate if split.canary_percent > 0 else None,
@@ -144,7 +148,7 @@ def build_route_table(
             )
             pinned = d.pins.get(tenant)
             if pinned is not None:  # a tenant's own version: outside any rollout
-                own = version_spec(state, d.model, pinned)
+                own = version_spec(state, d.model, pinned, d.autoscaling)
                 if own is None:
                     continue
                 route = Route(tenant, tiers[tenant], deployment.name, own, quotas.get(tenant))
@@ -152,7 +156,12 @@ def build_route_table(
     return RouteTable(generation, tiers, routes, {k.prefix: k for k in keys}, tuple(warm))
 
 
-def version_spec(state: FleetState, model: str, version: str) -> VersionSpec | None:
+def version_spec(
+    state: FleetState,
+    model: str,
+    version: str,
+    autoscaling: ReplicaAutoscaling | None = None,
+) -> VersionSpec | None:
     m = state.get(("Model", model))
     v = state.get(("ModelVersion", model, version))
     if m is None or v is None or v.artifact_sha256 is None:
@@ -169,6 +178,8 @@ def version_spec(state: FleetState, model: str, version: str) -> VersionSpec | N
         labels=tuple(labels) if labels is not None else None,
         reference_data=v.resource.spec.reference_data,
         low_confidence=m.resource.spec.monitoring.quality.low_confidence,
+        resources=v.resource.spec.resources,
+        autoscaling=autoscaling,
     )
 
 

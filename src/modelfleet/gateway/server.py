@@ -39,7 +39,7 @@ from modelfleet.errors import ListenError, StoreError
 from modelfleet.gateway.app import Gateway, GatewaySettings, Receive, Scope, Send
 from modelfleet.gateway.quotas import LocalQuotas, QuotaStore, RedisQuotas
 from modelfleet.gateway.routing import load_route_table, store_generation
-from modelfleet.runtime import LocalBackend
+from modelfleet.runtime import open_backend
 from modelfleet.settings import Settings
 from modelfleet.store import Store, open_store
 from modelfleet.store.tables import deployment_status
@@ -266,7 +266,7 @@ def build_server(settings: Settings, clock: Clock, **options: Any) -> GatewaySer
     else:
         quotas = LocalQuotas()
     gateway = Gateway(
-        LocalBackend(),
+        open_backend(settings.backend, settings.ray_address),
         quotas,
         clock,
         GatewaySettings(region=settings.region, telemetry=settings.telemetry),

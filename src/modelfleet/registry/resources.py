@@ -131,6 +131,7 @@ def write(
             "reference_data": v.reference_data,
             "evaluation_data": v.evaluation_data,
             "notes": v.notes,
+            "resources": v.resources.model_dump(mode="json"),
         }
         key = {"model": v.model, "name": resource.name}
         _upsert(conn, model_versions, key, {**values, **meta}, exists, now)
@@ -144,6 +145,7 @@ def write(
             "gate": d.gate.model_dump(mode="json"),
             "sticky_key": d.sticky_key,
             "pins": dict(d.pins),
+            "autoscaling": d.autoscaling.model_dump(mode="json") if d.autoscaling else None,
         }
         # A new deployment serves its version at once; a changed version is rolled out by the
         # rollout controller when a strategy is declared, and switched at once otherwise.
@@ -249,6 +251,7 @@ def _versions(conn: Connection) -> list[Registered]:
                     "reference_data": r.reference_data,
                     "evaluation_data": r.evaluation_data,
                     "notes": r.notes,
+                    **({"resources": r.resources} if r.resources is not None else {}),
                 },
             ),
             r.created_at,
@@ -281,6 +284,7 @@ def _deployments(conn: Connection) -> list[Registered]:
                     "gate": r.gate,
                     "sticky_key": r.sticky_key,
                     "pins": r.pins,
+                    "autoscaling": r.autoscaling,
                 },
             ),
             r.created_at,

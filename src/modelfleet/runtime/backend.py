@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
-from modelfleet.config.schema import Feature, ModelFormat
+from modelfleet.config.schema import Feature, ModelFormat, ReplicaAutoscaling, ReplicaResources
 from modelfleet.runtime.model import Batch, Outputs
 
 
@@ -44,6 +44,8 @@ class VersionSpec:
     labels: Sequence[str] | None = None
     reference_data: str | None = None  # absolute path of the version's reference .npz
     low_confidence: float = 0.5  # the model's: a prediction under it is kept for review
+    resources: ReplicaResources = ReplicaResources()  # what each replica reserves (Ray)
+    autoscaling: ReplicaAutoscaling | None = None  # bounds for Ray Serve's autoscaler
 
     @property
     def ref(self) -> VersionRef:

@@ -42,15 +42,40 @@ def load_model(
     Raises ArtifactMismatch when the file's sha256 is not `expected_sha256`, and
     ModelLoadError, with the reason, for any other failure to load.
     """
-    load = FORMATS.get(format)
-    if load is None:
-        raise ModelLoadError(artifact, f"unknown format {format!r}; known: {', '.join(FORMATS)}")
+    _loader(format, artifact)  # an unknown format says so, whether or not the file exists
+    return load_model_bytes(
+        format, artifact, read_artifact(format, artifact), expected_sha256, features, labels
+    )
+
+
+def read_artifact(format: str, artifact: str) -> bytes:
+    """The bytes of a version's artifact file; raises ModelLoadError when it cannot be read."""
     path = artifact_file(format, artifact)
     try:
-        data = path.read_bytes()
+        return path.read_bytes()
     except OSError as exc:
         raise ModelLoadError(artifact, f"cannot read {path}: {exc.strerror or exc}") from exc
+
+
+def load_model_bytes(
+    format: str,
+    artifact: str,
+    data: bytes,
+    expected_sha256: str,
+    features: Sequence[Feature],
+    labels: Sequence[str] | None,
+) -> Model:
+    """Load a version from its artifact's bytes, read here or shipped to another host (a Ray
+    replica), after checking they are the ones registered; raises as `load_model`."""
+    load = _loader(format, artifact)
     actual = hashlib.sha256(data).hexdigest()
     if actual != expected_sha256.lower():
         raise ArtifactMismatch(artifact, expected_sha256, actual)
     return load(data, artifact, features, labels)
+
+
+def _loader(format: str, artifact: str) -> Loader:
+    load = FORMATS.get(format)
+    if load is None:
+        raise ModelLoadError(artifact, f"unknown format {format!r}; known: {', '.join(FORMATS)}")
+    return load

@@ -71,6 +71,7 @@ model_versions = Table(
     Column("reference_data", Text, nullable=True),
     Column("evaluation_data", Text, nullable=True),
     Column("notes", Text, nullable=False),
+    Column("resources", JSON, nullable=True),  # what each replica reserves; None: defaults
     Column("labels", JSON, nullable=False),
     Column("created_at", UTCDateTime, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
@@ -93,6 +94,7 @@ deployments = Table(
     Column("gate", JSON, nullable=False),
     Column("sticky_key", String(64), nullable=False, server_default="tenant"),
     Column("pins", JSON, nullable=False),  # tenant -> version
+    Column("autoscaling", JSON, nullable=True),  # bounds for Ray Serve's autoscaler, if any
     Column("labels", JSON, nullable=False),
     Column("created_at", UTCDateTime, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),

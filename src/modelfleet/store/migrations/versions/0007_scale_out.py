@@ -1,4 +1,5 @@
-"""scale out: the control loop's leader lease, and telemetry batches written back from a spool
+"""scale out: the control loop's leader lease, telemetry batches written back from a spool, and
+what each replica of a version reserves and a deployment's bounds for Ray Serve's autoscaler
 
 Revision ID: 0007
 Revises: 0006
@@ -16,6 +17,10 @@ TZ = sa.DateTime(timezone=True)
 
 
 def upgrade() -> None:
+    with op.batch_alter_table("model_versions", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("resources", sa.JSON(), nullable=True))
+    with op.batch_alter_table("deployments", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("autoscaling", sa.JSON(), nullable=True))
     op.create_table(
         "leases",
         sa.Column("name", sa.String(length=63), nullable=False),
@@ -38,3 +43,7 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_table("spooled_batches")
     op.drop_table("leases")
+    with op.batch_alter_table("deployments", schema=None) as batch_op:
+        batch_op.drop_column("autoscaling")
+    with op.batch_alter_table("model_versions", schema=None) as batch_op:
+        batch_op.drop_column("resources")
