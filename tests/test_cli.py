@@ -66,6 +66,8 @@ COMMANDS = [
     ["monitor"],
     ["monitor", "status"],
     ["monitor", "report"],
+    ["up"],
+    ["leader"],
 ]
 
 

@@ -11,6 +11,7 @@ import io
 import json
 import logging
 import math
+import os
 import re
 import secrets
 import signal
@@ -445,10 +446,26 @@ def up(
             " process takes over when the leader dies",
         ),
     ] = 15.0,
+    backend: Annotated[
+        BackendName | None,
+        typer.Option(
+            help="where model replicas run: threads of each gateway process (local), or a Ray"
+            " cluster (ray); without it, MODELFLEET_BACKEND, else local"
+        ),
+    ] = None,
+    ray_address: Annotated[
+        str | None,
+        typer.Option(
+            help="the Ray cluster to join, e.g. auto or head:6379; without it,"
+            " MODELFLEET_RAY_ADDRESS; with neither, --backend ray starts a local cluster"
+        ),
+    ] = None,
 ) -> None:
     """Serve the gateway on the store's fleet until SIGTERM or Ctrl-C (then exits 0)."""
     settings = _settings()
     store = open_store(settings.database_url)  # fail here, clearly, if the store is unusable
+    if (backend.value if backend else settings.backend) == "ray":
+        _join_ray(ray_address or settings.ray_address)
     loop = (
         ControlLoop(
             lambda: controllers(store, secrets=settings.secrets),
@@ -468,6 +485,26 @@ def up(
         if loop is not None:
             loop.stop()
         store.close()
+
+
+class BackendName(StrEnum):
+    local = "local"
+    ray = "ray"
+
+
+def _join_ray(address: str | None) -> None:
+    """Join (or start) the Ray cluster here, and tell the gateway workers, which read their
+    settings from the environment, to serve on it."""
+    try:
+        from modelfleet.runtime.ray import join_cluster
+    except ImportError as exc:
+        raise InvalidInput(
+            f"the ray backend needs Ray: pip install 'modelfleet[ray]' ({exc})"
+        ) from exc
+    joined = join_cluster(address)
+    err.print(f"model replicas run on the Ray cluster at {joined}")
+    os.environ["MODELFLEET_BACKEND"] = "ray"
+    os.environ["MODELFLEET_RAY_ADDRESS"] = joined
 
 
 def _log_to_stderr() -> None:

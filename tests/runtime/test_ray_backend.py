@@ -8,7 +8,10 @@ module, which run in order: the canary rollout, which moves the fleet to v2, com
 from __future__ import annotations
 
 import os
+import re
 import signal
+import subprocess
+import sys
 import threading
 import time
 from collections import Counter
@@ -38,6 +41,7 @@ from modelfleet.sim.capacity import run_capacity_drill
 from modelfleet.sim.rollout import RolloutDrill, rounds_until
 from modelfleet.store import Store, open_store
 from modelfleet.telemetry.writer import read_rollups
+from tests.gateway.conftest import _free_port, infer_body
 
 ray = pytest.importorskip("ray")
 serve = pytest.importorskip("ray.serve")
@@ -335,6 +339,69 @@ def test_a_deployment_can_hand_its_replicas_to_ray_serves_autoscaler(
     finally:
         fleet.backend.undeploy(v3.ref)
     _wait_for(lambda: app_name(v3.ref) not in serve.status().applications)
+
+
+def _cli(env: dict[str, str], *args: str) -> str:
+    done = subprocess.run(
+        [sys.executable, "-m", "modelfleet", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def test_modelfleet_up_joins_the_cluster_and_serves_the_replicas_already_running_there(
+    fleet: RayFleet, cluster: Cluster, tmp_path: Path
+) -> None:
+    """A second gateway, a real `modelfleet up --backend ray --ray-address`, on a store of its
+    own with the same fleet: it serves through the replicas the first gateway deployed."""
+    env = {**os.environ, "MODELFLEET_HOME": str(tmp_path / "home"), "MODELFLEET_ACTOR": "test"}
+    for name in ("MODELFLEET_DATABASE_URL", "MODELFLEET_BACKEND", "MODELFLEET_RAY_ADDRESS"):
+        env.pop(name, None)
+    _cli(env, "apply", "-f", str(fleet.directory / "fleet.yaml"))
+    key = re.search(r"mf_\S+", _cli(env, "keys", "create", "acme-grocers"))
+    assert key is not None
+    running = {a.pid for a in _replicas("v1")}
+    port = _free_port()
+    log = (tmp_path / "up.log").open("w")
+    up = subprocess.Popen(
+        [sys.executable, "-m", "modelfleet", "up", "--port", str(port), "--no-control"]
+        + ["--backend", "ray", "--ray-address", cluster.address],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        url = f"http://127.0.0.1:{port}"
+        _wait_for(lambda: _ready(url) or up.poll() is not None, timeout=90)
+        assert up.poll() is None, (tmp_path / "up.log").read_text()
+        with httpx.Client(timeout=30) as client:
+            answered = client.post(
+                f"{url}/v2/models/{MODEL}/infer",
+                json=infer_body(fleet.rows[:3]),
+                headers={"Authorization": f"Bearer {key.group(0)}"},
+            )
+        assert answered.status_code == 200, answered.text
+        assert {a.pid for a in _replicas("v1")} == running  # joined, not redeployed
+    finally:
+        up.send_signal(signal.SIGTERM)
+        code = up.wait(60)
+        log.close()
+    assert code == 0, (tmp_path / "up.log").read_text()
+    assert "model replicas run on the Ray cluster at" in (tmp_path / "up.log").read_text()
+    # The first gateway still serves: leaving, the second deleted nothing.
+    with httpx.Client(timeout=30) as client:
+        assert fleet.infer(client, fleet.rows[:2], fleet.keys[0]).status_code == 200
+
+
+def _ready(url: str) -> bool:
+    try:
+        return httpx.get(f"{url}/v2/health/ready", timeout=1).status_code == 200
+    except httpx.TransportError:
+        return False
 
 
 def test_a_canary_rollout_on_ray_is_promoted_step_by_step_as_on_the_local_backend(

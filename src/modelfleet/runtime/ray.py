@@ -87,6 +87,22 @@ class VersionReplica:
 REPLICA: Any = serve.deployment(name=_DEPLOYMENT, max_ongoing_requests=4)(VersionReplica)
 
 
+def join_cluster(address: str | None) -> str:
+    """Join the Ray cluster at `address`, or start one on this machine when it is None; returns
+    the address other processes join it by. Raises ServingError when it cannot be reached."""
+    if not ray.is_initialized():
+        try:
+            ray.init(
+                address=address or "local",
+                namespace="modelfleet",
+                log_to_driver=False,
+                include_dashboard=False if address is None else None,
+            )
+        except (ConnectionError, RuntimeError, ValueError) as exc:
+            raise ServingError(f"cannot join the Ray cluster at {address}: {exc}") from exc
+    return str(ray.get_runtime_context().gcs_address)
+
+
 def app_name(version: VersionRef) -> str:
     """The Serve application of a version."""
     return f"{APP_PREFIX}-{version.model}-{version.version}"
@@ -101,8 +117,8 @@ class _Deployed:
 class RayBackend:
     """Serves model versions on a Ray cluster; see the module docstring.
 
-    `address`: the cluster to join (`auto`, `ray://host:10001`, or a GCS `host:port`); None
-    joins the cluster this process already joined, or starts a local one.
+    `address`: the cluster to join (`auto`, or its GCS `host:port`); None joins the cluster
+    this process already joined, or starts one on this machine.
     """
 
     def __init__(
@@ -113,8 +129,7 @@ class RayBackend:
         undeploy_grace_s: float = 30.0,
         health_cache_s: float = 1.0,
     ) -> None:
-        if not ray.is_initialized():
-            ray.init(address=address, namespace="modelfleet", log_to_driver=False)
+        join_cluster(address)
         # No Serve proxies: requests reach replicas only through the gateway's handles.
         serve.start(proxy_location="Disabled")
         self.retries = retries
