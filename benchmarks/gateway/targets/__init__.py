@@ -12,6 +12,8 @@ from benchmarks.gateway.targets import (
 TARGETS: tuple[Target, ...] = (
     modelfleet_gateway.TELEMETRY_ON,
     modelfleet_gateway.TELEMETRY_OFF,
+    modelfleet_gateway.ON_RAY_1,
+    modelfleet_gateway.ON_RAY_2,
     fastapi_floor.TARGET,
     bentoml_service.TARGET,
     mlserver_sklearn.TARGET,

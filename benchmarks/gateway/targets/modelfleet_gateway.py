@@ -1,4 +1,5 @@
-"""modelfleet's gateway, with telemetry on and with it off (MODELFLEET_TELEMETRY=off).
+"""modelfleet's gateway, with telemetry on and with it off (MODELFLEET_TELEMETRY=off), and with
+its model replicas on Ray Serve (`--backend ray`, one and two replicas).
 
 It runs from the project's own venv. Each start gets a fresh SQLite store under
 .bench/<name>/home: `modelfleet apply -f fleet.yaml` registers one tenant, the digits model
@@ -65,6 +66,21 @@ spec:
 """
 
 
+_SET_REPLICAS = """
+import sys
+from modelfleet.clock import SystemClock
+from modelfleet.registry.replicas import ReplicaTarget, set_replica_target
+from modelfleet.settings import Settings
+from modelfleet.store import open_store
+
+with open_store(Settings.from_env().database_url).begin() as conn:
+    set_replica_target(
+        conn, "digits", "v1", ReplicaTarget(int(sys.argv[1]), 0),
+        actor="benchmark", action="scale", now=SystemClock().now(),
+    )
+"""
+
+
 def _cli(ctx: Context) -> Path:
     return ctx.root / ".venv" / "bin" / "modelfleet"
 
@@ -80,7 +96,9 @@ def _run(argv: list[str], cwd: Path, env: dict[str, str]) -> str:
     return done.stdout
 
 
-def _prepare(telemetry: bool) -> Callable[[Context, Path, Path, Callable[[], int]], Launch]:
+def _prepare(
+    telemetry: bool, ray_replicas: int | None = None
+) -> Callable[[Context, Path, Path, Callable[[], int]], Launch]:
     def prepare(ctx: Context, home: Path, python: Path, port: Callable[[], int]) -> Launch:
         cli = _cli(ctx)
         if not cli.exists():
@@ -112,6 +130,16 @@ def _prepare(telemetry: bool) -> Callable[[Context, Path, Path, Callable[[], int
         }
         _run([str(cli), "apply", "-f", "fleet.yaml"], home, env)
         key = _run([str(cli), "keys", "create", TENANT], home, env).strip().splitlines()[-1]
+        backend: list[str] = []
+        settings: dict[str, object] = {}
+        if ray_replicas is not None:
+            # The replica count as the capacity controller would write it; `up` starts a local
+            # Ray cluster with the cores the other servers get.
+            _run([str(ctx.project_python), "-c", _SET_REPLICAS, str(ray_replicas)], home, env)
+            backend = ["--backend", "ray", "--no-control"]
+            env["RAY_USAGE_STATS_ENABLED"] = "0"
+            env["RAY_worker_niceness"] = "0"  # as for Ray Serve's own row
+            settings = {"backend": "ray", "replicas": ray_replicas, "replica_num_cpus": 1}
         p = port()
         return Launch(
             argv=[
@@ -123,6 +151,7 @@ def _prepare(telemetry: bool) -> Callable[[Context, Path, Path, Callable[[], int
                 str(p),
                 "--workers",
                 str(ctx.workers),
+                *backend,
             ],  # fmt: skip
             cwd=home,
             url=f"http://127.0.0.1:{p}/v2/models/digits/infer",
@@ -130,7 +159,13 @@ def _prepare(telemetry: bool) -> Callable[[Context, Path, Path, Callable[[], int
             predicted=v2_class,
             env=env,
             headers={"Authorization": f"Bearer {key}"},
-            settings={"workers": ctx.workers, "telemetry": telemetry, "tier": "enterprise"},
+            settings={
+                "workers": ctx.workers,
+                "telemetry": telemetry,
+                "tier": "enterprise",
+                **settings,
+            },
+            ready_timeout_s=180.0 if ray_replicas is not None else 90.0,
         )
 
     return prepare
@@ -150,4 +185,20 @@ TELEMETRY_OFF = Target(
     requirements=None,
     reported=("modelfleet", "scikit-learn"),
     prepare=_prepare(telemetry=False),
+)
+
+ON_RAY_1 = Target(
+    name="modelfleet-ray1",
+    title="modelfleet on Ray Serve (1 replica)",
+    requirements=None,
+    reported=("modelfleet", "ray", "scikit-learn"),
+    prepare=_prepare(telemetry=True, ray_replicas=1),
+)
+
+ON_RAY_2 = Target(
+    name="modelfleet-ray2",
+    title="modelfleet on Ray Serve (2 replicas)",
+    requirements=None,
+    reported=("modelfleet", "ray", "scikit-learn"),
+    prepare=_prepare(telemetry=True, ray_replicas=2),
 )
