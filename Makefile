@@ -6,7 +6,7 @@ EXAMPLE := examples/retail-vision
 PG_READY = pg_isready -q -h 127.0.0.1 -p 5432
 REDIS_READY = redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1
 
-.PHONY: demo test lint setup services browser clean bench-gateway bench-drift bench-response bench-capacity
+.PHONY: demo test lint setup services browser clean bench-gateway bench-drift bench-response bench-capacity bench-replicas
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -63,3 +63,8 @@ bench-capacity: setup
 
 clean:
 	rm -rf $(VENV) .modelfleet $(EXAMPLE)/artifacts
+
+# A benchmark, not a test: one and two Ray Serve replicas of a light and an accelerator-bound
+# model behind the gateway's batcher, on a local Ray cluster (~2 min).
+bench-replicas: setup
+	$(PY) benchmarks/ray_replicas.py

@@ -495,13 +495,17 @@ class BackendName(StrEnum):
 def _join_ray(address: str | None) -> None:
     """Join (or start) the Ray cluster here, and tell the gateway workers, which read their
     settings from the environment, to serve on it."""
+    # Without this, a thread of Ray's that outlives `ray.shutdown()` at exit starts a new local
+    # cluster to talk to; this process always joins its cluster explicitly.
+    os.environ.setdefault("RAY_ENABLE_AUTO_CONNECT", "0")
     try:
-        from modelfleet.runtime.ray import join_cluster
+        from modelfleet.runtime.ray import join_cluster, start_serve
     except ImportError as exc:
         raise InvalidInput(
             f"the ray backend needs Ray: pip install 'modelfleet[ray]' ({exc})"
         ) from exc
     joined = join_cluster(address)
+    start_serve()  # here, once, rather than racing in each worker
     err.print(f"model replicas run on the Ray cluster at {joined}")
     os.environ["MODELFLEET_BACKEND"] = "ray"
     os.environ["MODELFLEET_RAY_ADDRESS"] = joined

@@ -517,15 +517,6 @@ class Gateway:
             }
         )
 
-    def requeue_predictions(self, rows: list[dict[str, Any]]) -> None:
-        """Put back the rows a failed flush could not write, ahead of newer ones; beyond
-        `max_predictions` the newest are dropped (and counted)."""
-        merged = rows + self.predictions
-        limit = self.settings.max_predictions
-        if len(merged) > limit:
-            self.metrics.predictions_dropped.inc(len(merged) - limit)
-        self.predictions = merged[:limit]
-
     async def _feedback(
         self, scope: Scope, receive: Receive
     ) -> tuple[int, list[tuple[bytes, bytes]], bytes]:

@@ -36,7 +36,13 @@ from typing import Any
 
 import ray
 from ray import serve
-from ray.exceptions import ActorDiedError, ActorUnavailableError, RayActorError, RayTaskError
+from ray.exceptions import (
+    ActorAlreadyExistsError,
+    ActorDiedError,
+    ActorUnavailableError,
+    RayActorError,
+    RayTaskError,
+)
 
 from modelfleet.config.schema import Feature, ReplicaAutoscaling, ReplicaResources
 from modelfleet.errors import (
@@ -103,6 +109,20 @@ def join_cluster(address: str | None) -> str:
     return str(ray.get_runtime_context().gcs_address)
 
 
+def start_serve() -> None:
+    """Start Ray Serve on the joined cluster, or connect to it if it runs already."""
+    for attempt in range(3):
+        try:
+            # No Serve proxies: requests reach replicas only through the gateways' handles.
+            serve.start(proxy_location="Disabled")
+            return
+        except ActorAlreadyExistsError:
+            # Another process (a sibling gateway worker) started Serve at the same moment.
+            if attempt == 2:
+                raise
+            time.sleep(0.5)
+
+
 def app_name(version: VersionRef) -> str:
     """The Serve application of a version."""
     return f"{APP_PREFIX}-{version.model}-{version.version}"
@@ -130,8 +150,7 @@ class RayBackend:
         health_cache_s: float = 1.0,
     ) -> None:
         join_cluster(address)
-        # No Serve proxies: requests reach replicas only through the gateway's handles.
-        serve.start(proxy_location="Disabled")
+        start_serve()
         self.retries = retries
         self.undeploy_grace_s = undeploy_grace_s
         self.health_cache_s = health_cache_s

@@ -63,7 +63,11 @@ def open_store(url: str, *, migrate: bool = True) -> Store:
     if parsed.get_backend_name() == "sqlite":
         engine = _sqlite_engine(url, parsed.database)
     elif parsed.get_backend_name() == "postgresql":
-        engine = create_engine(url, pool_pre_ping=True, json_serializer=_json)
+        # A server that hangs rather than refuses must not hold a gateway's refresh or flush
+        # for the kernel's TCP timeout: give up connecting after a few seconds and retry.
+        engine = create_engine(
+            url, pool_pre_ping=True, json_serializer=_json, connect_args={"connect_timeout": 5}
+        )
     else:
         raise StoreError(
             f"unsupported database {parsed.get_backend_name()!r}: use sqlite:/// or postgresql+psycopg://"
