@@ -42,6 +42,7 @@ from modelfleet.sim.rollout import RolloutDrill, rounds_until
 from modelfleet.store import Store, open_store
 from modelfleet.telemetry.writer import read_rollups
 from tests.gateway.conftest import _free_port, infer_body
+from tests.gateway.test_up import _cli
 
 ray = pytest.importorskip("ray")
 serve = pytest.importorskip("ray.serve")
@@ -339,18 +340,6 @@ def test_a_deployment_can_hand_its_replicas_to_ray_serves_autoscaler(
     finally:
         fleet.backend.undeploy(v3.ref)
     _wait_for(lambda: app_name(v3.ref) not in serve.status().applications)
-
-
-def _cli(env: dict[str, str], *args: str) -> str:
-    done = subprocess.run(
-        [sys.executable, "-m", "modelfleet", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert done.returncode == 0, done.stderr
-    return done.stdout
 
 
 def test_modelfleet_up_joins_the_cluster_and_serves_the_replicas_already_running_there(
