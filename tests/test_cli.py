@@ -170,14 +170,14 @@ def test_audit_shows_who_changed_what(cli, fleet_file: Path) -> None:  # type: i
 
 def test_db_upgrade_migrates_once(cli) -> None:  # type: ignore[no-untyped-def]
     code, out, _ = cli("db", "upgrade")
-    assert code == 0 and "migrated from empty to 0007" in out
+    assert code == 0 and "migrated from empty to 0008" in out
     code, out, _ = cli("db", "upgrade")
-    assert code == 0 and "already at 0007" in out
+    assert code == 0 and "already at 0008" in out
 
 
 def test_version_names_the_schema(cli) -> None:  # type: ignore[no-untyped-def]
     code, out, _ = cli("version")
-    assert code == 0 and "modelfleet 0.1.0" in out and "0007" in out
+    assert code == 0 and "modelfleet 0.1.0" in out and "0008" in out
 
 
 def test_an_unreachable_store_exits_1_with_a_message(cli, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]

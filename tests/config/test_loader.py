@@ -11,7 +11,7 @@ import pytest
 from modelfleet.config import Deployment, ModelVersion, Tenant, load_fleet, load_fleet_text
 from modelfleet.errors import FleetConfigError
 
-KNOWN = "Tenant, Model, ModelVersion, Deployment, AlertRule, Receiver, AlertRouting, OnCallSchedule, EscalationPolicy, Runbook, SLA, InstanceType, CapacityPolicy"
+KNOWN = "Tenant, Model, ModelVersion, Deployment, AlertRule, Receiver, AlertRouting, OnCallSchedule, EscalationPolicy, Runbook, SLA, InstanceType, CapacityPolicy, Region, RetentionPolicy"
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "retail-vision" / "fleet.yaml"
 

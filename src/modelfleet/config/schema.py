@@ -21,6 +21,7 @@ from modelfleet.config.alerting import (
 )
 from modelfleet.config.base import Duration, Name, Strict
 from modelfleet.config.capacity import CapacityPolicySpec, InstanceTypeSpec
+from modelfleet.config.regions import RegionSpec, RetentionPolicySpec
 from modelfleet.config.sla import SLASpec
 
 API_VERSION: Final = "modelfleet/v1"
@@ -59,6 +60,11 @@ class TenantSpec(Strict):
     home_region: Name
     contact_email: EmailStr
     quota: QuotaSpec | None = None
+    # A jurisdiction (a Region's): the tenant's raw data is stored and processed only there.
+    residency: Name | None = None
+    # A request reaching another region's gateway: answered 307 to the home region's URL, or
+    # forwarded there by the gateway.
+    cross_region: Literal["redirect", "forward"] = "redirect"
 
 
 class Feature(Strict):
@@ -368,6 +374,16 @@ class CapacityPolicy(_Document):
     spec: CapacityPolicySpec
 
 
+class Region(_Document):
+    kind: Literal["Region"]
+    spec: RegionSpec
+
+
+class RetentionPolicy(_Document):
+    kind: Literal["RetentionPolicy"]
+    spec: RetentionPolicySpec
+
+
 # Kinds of the control plane, stored whole as declarations (see registry/declarations.py).
 Declared = (
     AlertRule
@@ -379,6 +395,8 @@ Declared = (
     | SLA
     | InstanceType
     | CapacityPolicy
+    | Region
+    | RetentionPolicy
 )
 DECLARED_KINDS: dict[str, type[Declared]] = {
     "AlertRule": AlertRule,
@@ -390,6 +408,8 @@ DECLARED_KINDS: dict[str, type[Declared]] = {
     "SLA": SLA,
     "InstanceType": InstanceType,
     "CapacityPolicy": CapacityPolicy,
+    "Region": Region,
+    "RetentionPolicy": RetentionPolicy,
 }
 
 Resource = Tenant | Model | ModelVersion | Deployment | Declared

@@ -112,6 +112,8 @@ def write(
             "home_region": s.home_region,
             "contact_email": str(s.contact_email),
             "quota": s.quota.model_dump(mode="json") if s.quota is not None else None,
+            "residency": s.residency,
+            "cross_region": s.cross_region,
         }
         _upsert(conn, tenants, {"name": resource.name}, {**values, **meta}, exists, now)
     elif isinstance(resource, Model):
@@ -205,6 +207,8 @@ def _tenants(conn: Connection) -> list[Registered]:
                     "home_region": r.home_region,
                     "contact_email": r.contact_email,
                     "quota": r.quota,
+                    "residency": r.residency,
+                    "cross_region": r.cross_region,
                 },
             ),
             r.created_at,

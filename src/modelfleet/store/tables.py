@@ -41,6 +41,8 @@ tenants = Table(
     Column("home_region", String(NAME), nullable=False),
     Column("contact_email", String(320), nullable=False),
     Column("quota", JSON, nullable=True),  # overrides the tier's quota when set
+    Column("residency", String(NAME), nullable=True),  # a jurisdiction; None: anywhere
+    Column("cross_region", String(16), nullable=False, server_default="redirect"),
     Column("labels", JSON, nullable=False),
     Column("created_at", UTCDateTime, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
@@ -158,6 +160,8 @@ rollups = Table(
     Column("shadow", Boolean, nullable=False, server_default=false()),
     Column("payload", JSON, nullable=False),
     Column("flushed_at", UTCDateTime, nullable=False),
+    # "minute"; "hour" once retention compacted an hour's minutes into one row at its start.
+    Column("resolution", String(8), nullable=False, server_default="minute"),
 )
 
 # What the data plane found when it tried to serve a deployment's version.
