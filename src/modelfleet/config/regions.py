@@ -54,4 +54,3 @@ class RetentionPolicySpec(Strict):
         if self.minute_rollups < timedelta(hours=2):
             raise ValueError("minute_rollups must be at least 2h: hours are compacted whole")
         return self
-

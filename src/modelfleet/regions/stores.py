@@ -56,6 +56,6 @@ def region_stores(
                 out.append(RegionStore(region.name, region.spec.jurisdiction, opened[url]))
         yield out
     finally:
-        for url, store in opened.items():
+        for store in opened.values():
             if store is not home:
                 store.close()
