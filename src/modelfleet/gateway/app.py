@@ -24,6 +24,7 @@ from datetime import datetime
 from functools import partial
 from typing import Any
 
+import httpx
 import orjson
 
 from modelfleet import __version__
@@ -32,6 +33,7 @@ from modelfleet.errors import InvalidInput, ServingError, StoreError
 from modelfleet.gateway import protocol
 from modelfleet.gateway.errors import HTTPError, not_found, overloaded, too_many, unauthorized
 from modelfleet.gateway.quotas import TIER_QUOTAS, Admission, Quota, QuotaStore
+from modelfleet.gateway.residency import PassOn, Refuse, decide
 from modelfleet.gateway.routing import Route, RouteTable
 from modelfleet.registry.keys import prefix_of_key
 from modelfleet.runtime import Backend, MicroBatcher, Outputs, VersionRef, VersionSpec
@@ -48,6 +50,16 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 
 JSON = [(b"content-type", b"application/json")]
+
+# Set on a request one gateway forwards to another region's; such a request is not forwarded on.
+FORWARDED_FROM = b"x-modelfleet-forwarded-from"
+_HOP_BY_HOP = frozenset(
+    {b"host", b"content-length", b"connection", b"keep-alive", b"transfer-encoding", b"upgrade"}
+)
+# What of the serving region's answer reaches the client, besides status and body.
+_PASSED_BACK = frozenset(
+    {b"content-type", b"x-request-id", b"retry-after", b"location", b"www-authenticate", b"allow"}
+)
 
 # Stores feedback durably before the gateway acknowledges it; raises StoreError when it cannot.
 FeedbackWriter = Callable[[Sequence[Feedback]], object]
@@ -75,6 +87,7 @@ class GatewaySettings:
     shadow_timeout_s: float = 5.0  # a shadow answer later than this counts as a timeout
     max_shadow_in_flight: int = 64  # more are dropped: shadows never queue without bound
     tier_quotas: Mapping[str, Quota] = field(default_factory=lambda: dict(TIER_QUOTAS))
+    forward_timeout_s: float = 30.0  # a request forwarded to the tenant's region, all told
 
 
 class Gateway:
@@ -273,6 +286,9 @@ class Gateway:
         if rest in ([], ["ready"]):
             _allow(method, "GET")
             tenant, _ = self._authenticate(scope)
+            elsewhere = await self._elsewhere(scope, receive, tenant)
+            if elsewhere is not None:
+                return elsewhere
             route = self._route(tenant, model)
             spec = self._version(route, scope, version)
             if rest == ["ready"]:
@@ -296,6 +312,60 @@ class Gateway:
             self.metrics.rejections.labels("unauthorized").inc()
             raise unauthorized("unknown or revoked API key")
         return stored.tenant, stored.prefix
+
+    async def _elsewhere(
+        self, scope: Scope, receive: Receive, tenant: str
+    ) -> tuple[int, list[tuple[bytes, bytes]], bytes] | None:
+        """None when this region serves `tenant` now; otherwise the answer of the region that
+        does (forwarded), a 307 to it, or HTTPError 503 when no region may serve it."""
+        decision = decide(self.table.regions, self.settings.region, tenant)
+        if isinstance(decision, Refuse):
+            self.metrics.rejections.labels("region_down").inc()
+            raise HTTPError(
+                503,
+                f"tenant {tenant!r} cannot be served now: {decision.reason}",
+                [(b"retry-after", str(decision.retry_after).encode())],
+            )
+        if not isinstance(decision, PassOn):
+            return None
+        target = decision.url.rstrip("/") + scope["path"]
+        if scope.get("query_string"):
+            target += "?" + bytes(scope["query_string"]).decode("latin-1")
+        # A forwarded request is never forwarded again: tables that disagree for a moment
+        # while regions reload cannot bounce it between gateways.
+        if decision.forward and _header(scope, FORWARDED_FROM) is None:
+            return await self._forward(scope, receive, decision, target)
+        self.metrics.rejections.labels("redirected").inc()
+        message = {"error": f"tenant {tenant!r} is served by region {decision.region!r}"}
+        return 307, [*JSON, (b"location", target.encode())], orjson.dumps(message)
+
+    async def _forward(
+        self, scope: Scope, receive: Receive, decision: PassOn, target: str
+    ) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
+        """Send the request as it came (path, query, body, key) to the region serving its
+        tenant, and pass its answer back; nothing of it is recorded in this region."""
+        body = await read_body(scope, receive, self.settings.max_body_bytes)
+        headers = [(key, value) for key, value in scope["headers"] if key not in _HOP_BY_HOP] + [
+            (FORWARDED_FROM, self.settings.region.encode())
+        ]
+        try:
+            async with httpx.AsyncClient(timeout=self.settings.forward_timeout_s) as client:
+                answer = await client.request(
+                    scope["method"], target, content=body, headers=headers
+                )
+        except httpx.HTTPError as exc:
+            log.warning("forwarding to region %s failed: %s", decision.region, exc)
+            raise HTTPError(
+                502,
+                f"region {decision.region!r}, which serves this tenant, did not answer",
+                [(b"retry-after", b"1")],
+            ) from exc
+        passed = [
+            (key.lower().encode(), value.encode("latin-1"))
+            for key, value in answer.headers.items()
+            if key.lower().encode() in _PASSED_BACK
+        ]
+        return answer.status_code, passed, answer.content
 
     def _route(self, tenant: str, model: str) -> Route:
         route = self.table.route(tenant, model)
@@ -323,6 +393,10 @@ class Gateway:
     ) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
         start = self.timer()
         tenant, prefix = self._authenticate(scope)
+        # Before anything is read or recorded: a request answered elsewhere leaves nothing here.
+        elsewhere = await self._elsewhere(scope, receive, tenant)
+        if elsewhere is not None:
+            return elsewhere
         route = self._route(tenant, model)
         spec = self._version(route, scope, version)
         ref = spec.ref
@@ -523,6 +597,10 @@ class Gateway:
         """Store a tenant's true labels for a request it sent; answer only once they are stored.
         The tenant is the key's, never the body's: feedback cannot reach another tenant."""
         tenant, prefix = self._authenticate(scope)
+        # Feedback is the tenant's raw data too: it is stored in the region that serves it.
+        elsewhere = await self._elsewhere(scope, receive, tenant)
+        if elsewhere is not None:
+            return elsewhere
         body = await read_body(scope, receive, self.settings.max_body_bytes)
         request = protocol.parse_feedback(parse_json(body))
         route = self._route(tenant, request.model)

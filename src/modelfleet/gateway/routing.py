@@ -18,14 +18,22 @@ from dataclasses import dataclass, field, replace
 
 from sqlalchemy import Connection, func, select
 
-from modelfleet.config.schema import Deployment, Model, ModelVersion, ReplicaAutoscaling, Tenant
+from modelfleet.config.schema import (
+    Deployment,
+    Model,
+    ModelVersion,
+    Region,
+    ReplicaAutoscaling,
+    Tenant,
+)
 from modelfleet.gateway.quotas import TIER_QUOTAS, Quota
+from modelfleet.gateway.residency import Placement, RegionInfo, Regions
 from modelfleet.registry import load_state
 from modelfleet.registry.keys import StoredKey, active_keys
 from modelfleet.registry.resources import FleetState
 from modelfleet.registry.splits import TrafficSplit, read_splits
 from modelfleet.runtime.backend import VersionSpec
-from modelfleet.store.tables import audit_log, replica_targets, tenant_throttles
+from modelfleet.store.tables import audit_log, region_status, replica_targets, tenant_throttles
 
 BUCKETS = 10_000
 
@@ -75,6 +83,8 @@ class RouteTable:
     # restart counter (a version is redeployed each time its counter moves).
     replicas: Mapping[tuple[str, str], int] = field(default_factory=dict)
     restarts: Mapping[tuple[str, str], int] = field(default_factory=dict)
+    # Where each tenant is served: its home region, residency, and the regions declared down.
+    regions: Regions = field(default_factory=Regions)
 
     def route(self, tenant: str, model: str) -> Route | None:
         """The tenant's route to `model`, or None: a model not deployed for the tenant does not
@@ -196,15 +206,39 @@ def load_route_table(conn: Connection) -> RouteTable:
     """Read the registry, keys and remediation's requests in one transaction; build the table."""
     generation = store_generation(conn)
     throttles = {r.tenant: r.factor for r in conn.execute(select(tenant_throttles))}
-    table = build_route_table(
-        load_state(conn), active_keys(conn), generation, read_splits(conn), throttles
-    )
+    state = load_state(conn)
+    table = build_route_table(state, active_keys(conn), generation, read_splits(conn), throttles)
     targets = list(conn.execute(select(replica_targets)))
+    down = {
+        r.region: r.failover_to
+        for r in conn.execute(select(region_status).where(region_status.c.status == "down"))
+    }
     return replace(
         table,
         replicas={(r.model, r.version): r.replicas for r in targets if r.replicas is not None},
         restarts={(r.model, r.version): r.restarts for r in targets},
+        regions=regions_of(state, down),
     )
+
+
+def regions_of(state: FleetState, down: Mapping[str, str | None]) -> Regions:
+    """The declared regions, each tenant's placement, and the regions declared down (with the
+    failover region their status names, if any)."""
+    declared = {
+        r.resource.name: RegionInfo(
+            r.resource.spec.jurisdiction, r.resource.spec.url, r.resource.spec.failover_to
+        )
+        for r in state.of_kind(Region)
+        if isinstance(r.resource, Region)
+    }
+    tenants = {
+        r.resource.name: Placement(
+            r.resource.spec.home_region, r.resource.spec.residency, r.resource.spec.cross_region
+        )
+        for r in state.of_kind(Tenant)
+        if isinstance(r.resource, Tenant)
+    }
+    return Regions(declared, dict(down), tenants)
 
 
 def throttled(quota: Quota, factor: float) -> Quota:
