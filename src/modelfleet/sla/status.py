@@ -9,7 +9,7 @@ read SLAs through here, so they cannot disagree.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
@@ -35,6 +35,7 @@ from modelfleet.sla.sli import (
     per_minute,
 )
 from modelfleet.store.tables import incidents, sla_credits
+from modelfleet.telemetry.rollup import Rollup
 from modelfleet.telemetry.writer import read_rollups
 
 
@@ -123,9 +124,12 @@ def minute_counts(
     conn: Connection, tenant: str, models: Sequence[str], since: datetime, until: datetime
 ) -> list[MinuteCounts]:
     """The tenant's counts per minute in [since, until), over every version and region."""
-    rollups = read_rollups(conn, since=since, until=until, tenant=tenant)
-    chosen = [counts_of(r) for r in rollups.values() if not models or r.key.model in models]
-    return per_minute(chosen)
+    return counts_from(read_rollups(conn, since=since, until=until, tenant=tenant).values(), models)
+
+
+def counts_from(rollups: Iterable[Rollup], models: Sequence[str]) -> list[MinuteCounts]:
+    """Counts per minute of the rollups of `models` (all when empty), e.g. every region's."""
+    return per_minute([counts_of(r) for r in rollups if not models or r.key.model in models])
 
 
 def critical_incidents(

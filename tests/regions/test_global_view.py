@@ -1,0 +1,172 @@
+"""The global view across two regions' stores: exact totals, from rollups only.
+
+Two stores (eu-west, us-east) hold the same fleet. Each holds its own region's traffic: rollups
+and raw samples of the tenants homed there. `stats --global` and `sla status --global` run
+from the US side must count every region's requests, and leave every store as it was: no raw
+record of the EU tenant is read into, or written to, the US store.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from sqlalchemy import func, insert, select
+
+from modelfleet.cli import main
+from modelfleet.clock import VirtualClock
+from modelfleet.config import load_fleet
+from modelfleet.registry import apply_fleet
+from modelfleet.sim.history import StreamLoad, synthetic_rollups
+from modelfleet.store import Store, open_store
+from modelfleet.store.tables import rollups as rollups_table
+from modelfleet.store.tables import samples
+from modelfleet.telemetry.writer import write_rollups
+
+NOW = datetime(2026, 11, 16, 12, 0, tzinfo=UTC)  # 30 minutes of traffic end here
+REGIONS = """
+---
+kind: Region
+metadata: {name: eu-west}
+spec: {jurisdiction: eu, url: "https://eu.fleet.example", store: MODELFLEET_SECRET_EU_STORE}
+---
+kind: Region
+metadata: {name: us-east}
+spec: {jurisdiction: us, url: "https://us.fleet.example", store: MODELFLEET_SECRET_US_STORE}
+---
+kind: Region
+metadata: {name: us-west}
+spec: {jurisdiction: us, url: "https://us-west.fleet.example"}
+---
+kind: Region
+metadata: {name: ap-south}
+spec: {jurisdiction: in, url: "https://ap.fleet.example"}
+"""
+RESIDENCY = "  home_region: eu-west\n"
+
+
+def _sample(tenant: str, region: str) -> dict[str, Any]:
+    return {
+        "tenant": tenant,
+        "model": "product-recognizer",
+        "version": "v1",
+        "region": region,
+        "at": NOW - timedelta(minutes=5),
+        "reason": "sampled",
+        "inputs": {"pixels": [0.0] * 64},
+        "outputs": {"label": "apple"},
+        "request_id": None,
+    }
+
+
+def _traffic(store: Store, tenant: str, region: str, per_minute: float) -> int:
+    load = StreamLoad(tenant, "product-recognizer", "v1", region, per_minute)
+    minutes = list(
+        synthetic_rollups(
+            [load], NOW - timedelta(minutes=30), 30, confidences=np.array([0.9]), seed=len(tenant)
+        )
+    )
+    with store.begin() as conn:
+        write_rollups(conn, minutes, now=NOW)
+        conn.execute(insert(samples), [_sample(tenant, region) for _ in range(3)])
+    return sum(r.requests for r in minutes)
+
+
+def _held(store: Store) -> dict[str, dict[str, int]]:
+    """Per table (rollups, samples), the rows each tenant has in `store`."""
+    out: dict[str, dict[str, int]] = {}
+    with store.begin() as conn:
+        for table in (rollups_table, samples):
+            rows = conn.execute(select(table.c.tenant, func.count()).group_by(table.c.tenant))
+            out[table.name] = {tenant: n for tenant, n in rows}
+    return out
+
+
+@pytest.fixture
+def regions(
+    trained_example: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[tuple[Store, Store, dict[str, int]]]:
+    fleet = tmp_path / "fleet"
+    fleet.mkdir()
+    (fleet / "artifacts").symlink_to(trained_example / "artifacts")
+    for name in ("v4.py", "sla.yaml"):  # the SLAs: enterprise (acme) and premium (bayside)
+        (fleet / name).write_text((trained_example / name).read_text())
+    text = (trained_example / "fleet.yaml").read_text()
+    assert RESIDENCY in text
+    (fleet / "fleet.yaml").write_text(
+        text.replace(RESIDENCY, RESIDENCY + "  residency: eu\n", 1) + REGIONS
+    )
+    eu = open_store(f"sqlite:///{tmp_path / 'eu.db'}")
+    us = open_store(f"sqlite:///{tmp_path / 'us.db'}")
+    for store in (eu, us):
+        declared = load_fleet([fleet / "fleet.yaml", fleet / "sla.yaml"])
+        apply_fleet(store, declared, actor="test", now=NOW)
+    sent = {
+        "acme-grocers": _traffic(eu, "acme-grocers", "eu-west", 40),
+        "bayside-market": _traffic(us, "bayside-market", "us-east", 25),
+    }
+    monkeypatch.setenv("MODELFLEET_SECRET_EU_STORE", eu.url)
+    monkeypatch.setenv("MODELFLEET_SECRET_US_STORE", us.url)
+    monkeypatch.setenv("MODELFLEET_DATABASE_URL", us.url)  # the operator works from the US
+    monkeypatch.setenv("MODELFLEET_REGION", "us-east")
+    monkeypatch.setattr("modelfleet.cli.clock", VirtualClock(NOW))
+    monkeypatch.setenv("COLUMNS", "200")
+    yield eu, us, sent
+    eu.close()
+    us.close()
+
+
+def _run(capsys: pytest.CaptureFixture[str], *args: str) -> Any:
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as info:
+        main(list(args))
+    out = capsys.readouterr().out
+    assert info.value.code in (0, None), out
+    return json.loads(out)
+
+
+def test_global_stats_count_every_regions_requests_from_rollups_alone(
+    regions: tuple[Store, Store, dict[str, int]], capsys: pytest.CaptureFixture[str]
+) -> None:
+    eu, us, sent = regions
+    before = {"eu": _held(eu), "us": _held(us)}
+    local = _run(capsys, "stats", "--minutes", "60", "-o", "json")
+    assert {row["tenant"] for row in local} == {"bayside-market"}  # the US store alone
+    everywhere = _run(capsys, "stats", "--minutes", "60", "--global", "-o", "json")
+    assert {row["tenant"]: row["requests"] for row in everywhere} == sent
+    # Nothing moved: the EU tenant's raw samples are in the EU store only, and no store
+    # gained or lost a row.
+    assert {"eu": _held(eu), "us": _held(us)} == before
+    assert "acme-grocers" not in before["us"]["samples"]
+    assert before["eu"]["samples"] == {"acme-grocers": 3}
+
+
+def test_global_sla_status_counts_a_tenants_minutes_in_every_region(
+    regions: tuple[Store, Store, dict[str, int]], capsys: pytest.CaptureFixture[str]
+) -> None:
+    eu, us, _ = regions
+    before = {"eu": _held(eu), "us": _held(us)}
+    local = {s["tenant"]: s for s in _run(capsys, "sla", "status", "-o", "json")}
+    everywhere = {s["tenant"]: s for s in _run(capsys, "sla", "status", "--global", "-o", "json")}
+    assert set(local) == set(everywhere) == {"acme-grocers", "bayside-market"}
+    # The US store knows nothing of the EU tenant's traffic; the global view does.
+    assert local["acme-grocers"] != everywhere["acme-grocers"]
+    assert local["bayside-market"] == everywhere["bayside-market"]
+    assert {"eu": _held(eu), "us": _held(us)} == before
+
+
+def test_a_region_whose_store_variable_is_unset_is_a_clear_error(
+    regions: tuple[Store, Store, dict[str, int]],
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("MODELFLEET_SECRET_EU_STORE")
+    with pytest.raises(SystemExit) as info:
+        main(["stats", "--global"])
+    assert info.value.code == 2
+    assert "MODELFLEET_SECRET_EU_STORE" in capsys.readouterr().err
