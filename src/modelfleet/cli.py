@@ -16,7 +16,8 @@ import re
 import secrets
 import signal
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
@@ -68,6 +69,8 @@ from modelfleet.errors import FleetConfigError, InvalidInput, ModelfleetError, N
 from modelfleet.gateway.server import ServingThread, serve
 from modelfleet.monitors import anomaly
 from modelfleet.monitors.report import build_sections, render_report, summary_line
+from modelfleet.regions.global_view import global_rollups
+from modelfleet.regions.stores import RegionStore, region_stores
 from modelfleet.registry import (
     Action,
     Change,
@@ -101,9 +104,15 @@ from modelfleet.sim.response import SCENARIOS, run_scenario
 from modelfleet.sim.rollout import Round
 from modelfleet.sim.traffic import Tally
 from modelfleet.sla.openslo import export_yaml, import_yaml
-from modelfleet.sla.periods import parse_period
+from modelfleet.sla.periods import parse_period, period_of
 from modelfleet.sla.report import render_html_all
-from modelfleet.sla.status import TenantStatus, covered_tenants, ledger, tenant_status
+from modelfleet.sla.status import (
+    TenantStatus,
+    counts_from,
+    covered_tenants,
+    ledger,
+    tenant_status,
+)
 from modelfleet.store import Store, current_revision, head_revision, open_store, upgrade
 from modelfleet.store.lease import current as current_lease
 from modelfleet.store.tables import rollups as rollups_table
@@ -573,15 +582,16 @@ def stats(
     minutes: Annotated[int, typer.Option("--minutes", "-m", min=1, help="window, in minutes")] = 5,
     tenant: Annotated[str | None, typer.Option("--tenant", "-t", help="only this tenant")] = None,
     model: Annotated[str | None, typer.Option("--model", help="only this model")] = None,
+    every_region: GlobalOption = False,
     output: OutputOption = Output.table,
 ) -> None:
     """Requests/s, errors and latency percentiles per tenant and model, from the rollups."""
     now = clock.now()
     since = (now - timedelta(minutes=minutes)).replace(second=0, microsecond=0)
     window_s = (now - since).total_seconds()
-    with _store().begin() as conn:
-        rollups = read_rollups(
-            conn, since=since, until=now + timedelta(minutes=1), tenant=tenant, model=model
+    with _regions(every_region) as stores:
+        rollups = global_rollups(
+            stores, since=since, until=now + timedelta(minutes=1), tenant=tenant, model=model
         )
     summaries = summarize(rollups.values())
     rows = [
@@ -602,6 +612,31 @@ def stats(
         return
     out.print(_stats_table(summaries, window_s))
     out.print(f"since {since:%Y-%m-%d %H:%M} UTC ({window_s:.0f} s)")
+
+
+GlobalOption = Annotated[
+    bool,
+    typer.Option(
+        "--global",
+        help="every region's figures, from their rollups (aggregates only: no raw record is"
+        " read from another region's store); regions are the Region kinds of fleet.yaml",
+    ),
+]
+
+
+@contextmanager
+def _regions(every_region: bool) -> Iterator[list[RegionStore]]:
+    """This process's store alone, or with every declared region's (--global)."""
+    settings = _settings()
+    store = open_store(settings.database_url)
+    try:
+        if not every_region:
+            yield [RegionStore(settings.region, None, store)]
+            return
+        with region_stores(store, settings.region, settings.secrets) as stores:
+            yield stores
+    finally:
+        store.close()
 
 
 def _stats_table(summaries: list[Summary], window_s: float) -> Table:
@@ -2060,15 +2095,21 @@ def _write_or_print(text: str, to: Path | None, what: str) -> None:
 
 
 @sla_app.command("status")
-def sla_status(output: OutputOption = Output.table) -> None:
+def sla_status(every_region: GlobalOption = False, output: OutputOption = Output.table) -> None:
     """Each tenant against each SLA covering it, this period: SLOs, budget left, credits."""
     now = clock.now()
-    with _store().begin() as conn:
-        found = [
-            tenant_status(conn, s, tenant, now)
-            for s in declared(conn, SLA)
-            for tenant in covered_tenants(conn, s)
-        ]
+    with _regions(every_region) as stores, stores[0].store.begin() as conn:
+        found = []
+        for contract in declared(conn, SLA):
+            for tenant in covered_tenants(conn, contract):
+                period = period_of(now, contract.spec.time_zone)
+                counts = None
+                if every_region:  # the tenant's minutes in every region, from rollups only
+                    rollups = global_rollups(
+                        stores, since=period.start, until=min(now, period.end), tenant=tenant
+                    )
+                    counts = counts_from(rollups.values(), contract.spec.models)
+                found.append(tenant_status(conn, contract, tenant, now, counts=counts))
     if output is Output.json:
         _print_json([s.to_dict() for s in found])
         return
