@@ -70,6 +70,7 @@ from modelfleet.gateway.server import ServingThread, serve
 from modelfleet.monitors import anomaly
 from modelfleet.monitors.report import build_sections, render_report, summary_line
 from modelfleet.regions.global_view import global_rollups
+from modelfleet.regions.status import region_states, set_status_everywhere
 from modelfleet.regions.stores import RegionStore, region_stores
 from modelfleet.registry import (
     Action,
@@ -2859,6 +2860,86 @@ def capacity_rightsize(
             kind,
         )
     out.print(table)
+
+
+region_app = typer.Typer(
+    help="Regions: their status, and failing one over to another.", no_args_is_help=True
+)
+app.add_typer(region_app, name="region")
+
+
+@region_app.command("list")
+def region_list(output: OutputOption = Output.table) -> None:
+    """Declared regions, their jurisdiction and URL, and whether each is up or failed over."""
+    with _store().begin() as conn:
+        found = region_states(conn)
+    if output is Output.json:
+        _print_json([{**r.__dict__, "updated_at": _when(r.updated_at) or None} for r in found])
+        return
+    table = Table("REGION", "JURISDICTION", "URL", "STATUS", "FAILOVER TO", "REASON", "SINCE")
+    table.box = None
+    for r in found:
+        style = "red" if r.status == "down" else "green"
+        table.add_row(
+            r.region,
+            r.jurisdiction,
+            r.url,
+            f"[{style}]{r.status}[/]",
+            r.failover_to or "",
+            escape(r.reason or ""),
+            _when(r.updated_at),
+        )
+    out.print(table)
+
+
+@region_app.command("down")
+def region_down(
+    region: Annotated[str, typer.Argument(help="the region to declare down")],
+    to: Annotated[
+        str | None,
+        typer.Option("--to", help="where its tenants go; default: the Region's failover_to"),
+    ] = None,
+    reason: Annotated[str, typer.Option("--reason", help="why, for the audit log")] = "",
+) -> None:
+    """Declare REGION down: gateways send its tenants to the failover region where their
+    residency allows, and refuse the others with a 503 (written to every region's store)."""
+    _region_status(region, down=True, to=to, reason=reason)
+
+
+@region_app.command("up")
+def region_up(
+    region: Annotated[str, typer.Argument(help="the region to declare up again")],
+    reason: Annotated[str, typer.Option("--reason", help="why, for the audit log")] = "",
+) -> None:
+    """Declare REGION up again: its tenants are served at home from the next refresh."""
+    _region_status(region, down=False, to=None, reason=reason)
+
+
+def _region_status(region: str, *, down: bool, to: str | None, reason: str) -> None:
+    settings = _settings()
+    store = _store()
+    try:
+        written = set_status_everywhere(
+            store,
+            settings.region,
+            settings.secrets,
+            region,
+            down=down,
+            failover_to=to,
+            reason=reason or f"declared {'down' if down else 'up'} by {settings.actor}",
+            actor=settings.actor,
+            now=clock.now(),
+        )
+    finally:
+        store.close()
+    for w in written:
+        if w.error is not None:
+            err.print(f"{w.store_region}: not written: {w.error}", markup=False)
+        else:
+            done = "written" if w.changed else "unchanged"
+            out.print(f"{w.store_region}: {done}", markup=False)
+    if any(w.error is not None for w in written):
+        raise typer.Exit(EXIT_FAILURE)
 
 
 def main(argv: list[str] | None = None) -> None:
