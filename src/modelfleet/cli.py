@@ -69,6 +69,8 @@ from modelfleet.errors import FleetConfigError, InvalidInput, ModelfleetError, N
 from modelfleet.gateway.server import ServingThread, serve
 from modelfleet.monitors import anomaly
 from modelfleet.monitors.report import build_sections, render_report, summary_line
+from modelfleet.regions import erasure
+from modelfleet.regions import export as governance_export
 from modelfleet.regions.global_view import global_rollups
 from modelfleet.regions.status import region_states, set_status_everywhere
 from modelfleet.regions.stores import RegionStore, region_stores
@@ -2939,6 +2941,69 @@ def _region_status(region: str, *, down: bool, to: str | None, reason: str) -> N
             done = "written" if w.changed else "unchanged"
             out.print(f"{w.store_region}: {done}", markup=False)
     if any(w.error is not None for w in written):
+        raise typer.Exit(EXIT_FAILURE)
+
+
+tenant_app = typer.Typer(
+    help="A tenant's data in every region: export it all, or erase it.", no_args_is_help=True
+)
+app.add_typer(tenant_app, name="tenant")
+TenantArgument = Annotated[str, typer.Argument(help="the tenant, as fleet.yaml names it")]
+
+
+@tenant_app.command("export")
+def tenant_export(
+    tenant: TenantArgument,
+    to: Annotated[
+        Path | None,
+        typer.Option("--to", help="the archive to write; default: TENANT-export-TIME.tar.gz here"),
+    ] = None,
+) -> None:
+    """Write everything the fleet holds about TENANT, in every region, to a tar.gz archive
+    (see docs/data-governance.md); prints the archive's SHA-256, which the audit log records."""
+    now = clock.now()
+    path = to or Path(f"{tenant}-export-{now:%Y%m%dT%H%M%SZ}.tar.gz")
+    settings = _settings()
+    with _regions(every_region=True) as stores:
+        err.print(f"exporting {tenant!r} from {len(stores)} region(s)", markup=False)
+        summary = governance_export.export_tenant(
+            stores, tenant, path, actor=settings.actor, now=now, version=__version__
+        )
+    err.print(f"{summary.rows} row(s) written to {path}", markup=False, highlight=False)
+    sys.stdout.write(summary.sha256 + "\n")
+
+
+@tenant_app.command("erase")
+def tenant_erase(
+    tenant: TenantArgument,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="erase without asking")] = False,
+    report: Annotated[
+        Path | None, typer.Option("--report", help="write the erasure report here; default: stdout")
+    ] = None,
+) -> None:
+    """Delete every raw record and rollup of TENANT in every region, revoke and delete its keys
+    and sessions, keep its SLA history, and write a verifiable erasure report (JSON).
+    Exits 1 if any of the tenant's records is still found afterwards."""
+    if not yes:
+        if not sys.stdin.isatty():
+            err.print(f"refusing to erase {tenant!r} without confirmation: pass --yes")
+            raise typer.Exit(EXIT_INVALID)
+        typer.confirm(
+            f"Erase every raw record of tenant {tenant!r} in every region? This cannot be undone",
+            abort=True,
+            err=True,
+        )
+    settings = _settings()
+    with _regions(every_region=True) as stores:
+        err.print(f"erasing {tenant!r} in {len(stores)} region(s)", markup=False)
+        done = erasure.erase_tenant(
+            stores, tenant, actor=settings.actor, now=clock.now(), version=__version__
+        )
+    _write_or_print(json.dumps(done, indent=2, sort_keys=True), report, "erasure report")
+    deleted = sum(n for r in done["regions"].values() for n in r["deleted"].values())
+    err.print(f"{deleted} row(s) deleted; report SHA-256 {done['sha256']}", markup=False)
+    if not done["complete"]:
+        err.print(f"{tenant!r} still has records after the erasure: see the report", style="red")
         raise typer.Exit(EXIT_FAILURE)
 
 
