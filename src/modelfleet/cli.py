@@ -120,7 +120,6 @@ from modelfleet.store import Store, current_revision, head_revision, open_store,
 from modelfleet.store.lease import current as current_lease
 from modelfleet.store.tables import rollups as rollups_table
 from modelfleet.telemetry.summary import Summary, summarize
-from modelfleet.telemetry.writer import read_rollups
 from modelfleet.web.app import build_app
 from modelfleet.web.ui.sessions import COOKIE as SESSION_COOKIE
 
@@ -2542,6 +2541,7 @@ def capacity_plan(
     hourly: Annotated[
         bool, typer.Option("--hourly", help="list every hour's replicas, not each day's range")
     ] = False,
+    every_region: GlobalOption = False,
     output: OutputOption = Output.table,
 ) -> None:
     """Forecast MODEL's next days from 4 weeks of rollups, size replicas for the forecast's
@@ -2571,7 +2571,9 @@ def capacity_plan(
                 f"model {model!r} has no measured per-replica capacity: pass --per-replica-rps, "
                 "or let the capacity controller measure it first"
             )
-        rollups = read_rollups(conn, since=since, until=until, model=model)
+    # --global: the demand of every region, from their rollups alone.
+    with _regions(every_region) as stores:
+        rollups = global_rollups(stores, since=since, until=until, model=model)
     hours = int(PLAN_HISTORY / timedelta(hours=1))
     served = np.zeros(hours)
     for key, r in rollups.items():
