@@ -30,6 +30,7 @@ from modelfleet.config.schema import (
     ModelVersion,
     OnCallSchedule,
     Receiver,
+    Region,
     Resource,
     Tenant,
 )
@@ -188,6 +189,52 @@ def _check(desired: list[_Desired], current: FleetState) -> list[ConfigIssue]:
                         )
     problems += _overlapping_routes(desired, current)
     problems += _alerting_references(desired, declared)
+    problems += _region_references(desired, current)
+    return problems
+
+
+def _region_references(desired: list[_Desired], current: FleetState) -> list[ConfigIssue]:
+    """Once any Region is declared, a tenant's home region is one, its residency is that
+    region's jurisdiction, and a region fails over to another declared region."""
+    regions = {
+        r.resource.name: r.resource.spec
+        for r in current.of_kind(Region)
+        if isinstance(r.resource, Region)
+    }
+    regions |= {d.resource.name: d.resource.spec for d in desired if isinstance(d.resource, Region)}
+    problems: list[ConfigIssue] = []
+    if not regions:
+        return problems
+    for d in desired:
+        r, source = d.resource, d.document.source
+        if isinstance(r, Tenant):
+            home = regions.get(r.spec.home_region)
+            if home is None:
+                problems.append(
+                    source.issue(
+                        ("spec", "home_region"),
+                        f"region {r.spec.home_region!r} is not declared; declared regions: "
+                        + ", ".join(sorted(regions)),
+                    )
+                )
+            elif r.spec.residency is not None and r.spec.residency != home.jurisdiction:
+                problems.append(
+                    source.issue(
+                        ("spec", "residency"),
+                        f"residency {r.spec.residency!r} is not the jurisdiction of the home "
+                        f"region {r.spec.home_region!r} ({home.jurisdiction}): the tenant's "
+                        "data would be kept outside its residency",
+                    )
+                )
+        elif isinstance(r, Region) and r.spec.failover_to is not None:
+            if r.spec.failover_to not in regions:
+                problems.append(
+                    source.issue(("spec", "failover_to"), _missing("region", r.spec.failover_to))
+                )
+            elif r.spec.failover_to == r.name:
+                problems.append(
+                    source.issue(("spec", "failover_to"), "a region cannot fail over to itself")
+                )
     return problems
 
 
