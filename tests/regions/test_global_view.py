@@ -125,8 +125,9 @@ def _run(capsys: pytest.CaptureFixture[str], *args: str) -> Any:
     capsys.readouterr()
     with pytest.raises(SystemExit) as info:
         main(list(args))
-    out = capsys.readouterr().out
-    assert info.value.code in (0, None), out
+    captured = capsys.readouterr()
+    out = captured.out
+    assert info.value.code in (0, None), captured.err
     return json.loads(out)
 
 
@@ -170,3 +171,36 @@ def test_a_region_whose_store_variable_is_unset_is_a_clear_error(
         main(["stats", "--global"])
     assert info.value.code == 2
     assert "MODELFLEET_SECRET_EU_STORE" in capsys.readouterr().err
+
+
+def test_a_global_capacity_plan_sizes_for_every_regions_demand(
+    regions: tuple[Store, Store, dict[str, int]],
+    trained_example: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    eu, us, _ = regions
+    for store, tenant, region in (
+        (eu, "acme-grocers", "eu-west"),
+        (us, "bayside-market", "us-east"),
+    ):
+        apply_fleet(store, load_fleet([trained_example / "capacity.yaml"]), actor="test", now=NOW)
+        hours = list(
+            synthetic_rollups(
+                [StreamLoad(tenant, "product-recognizer", "v1", region, 600, daily_swing=0.5)],
+                NOW - timedelta(days=3),
+                3 * 24 * 60,
+                confidences=np.array([0.9]),
+                seed=3,
+            )
+        )
+        with store.begin() as conn:
+            write_rollups(conn, hours, now=NOW)
+    args = ("capacity", "plan", "--model", "product-recognizer", "--days", "1")
+    args += ("--per-replica-rps", "2", "-o", "json")
+    local = _run(capsys, *args)
+    everywhere = _run(capsys, *args, "--global")
+    # Twice the demand (600 a minute in each region): more replicas every hour of the plan.
+    assert all(
+        g["replicas"] > h["replicas"]
+        for g, h in zip(everywhere["hours"], local["hours"], strict=True)
+    )
