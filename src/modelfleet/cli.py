@@ -2961,8 +2961,11 @@ def tenant_export(
         typer.Option("--to", help="the archive to write; default: TENANT-export-TIME.tar.gz here"),
     ] = None,
 ) -> None:
-    """Write everything the fleet holds about TENANT, in every region, to a tar.gz archive
-    (see docs/data-governance.md); prints the archive's SHA-256, which the audit log records."""
+    """Export everything the fleet holds about TENANT, in every region, as one archive.
+
+    Writes a tar.gz of JSON-lines files with a manifest (see docs/data-governance.md) and prints
+    its SHA-256, which every region's audit log records.
+    """
     now = clock.now()
     path = to or Path(f"{tenant}-export-{now:%Y%m%dT%H%M%SZ}.tar.gz")
     settings = _settings()
@@ -2983,9 +2986,12 @@ def tenant_erase(
         Path | None, typer.Option("--report", help="write the erasure report here; default: stdout")
     ] = None,
 ) -> None:
-    """Delete every raw record and rollup of TENANT in every region, revoke and delete its keys
-    and sessions, keep its SLA history, and write a verifiable erasure report (JSON).
-    Exits 1 if any of the tenant's records is still found afterwards."""
+    """Erase TENANT's raw records and rollups in every region, with a verifiable report.
+
+    Deletes every raw record and rollup of TENANT, revokes and deletes its keys and sessions,
+    keeps its SLA history and the audit log, and writes an erasure report (JSON) whose SHA-256
+    every region's audit log records. Exits 1 if any erased record is still found afterwards.
+    """
     if not yes:
         if not sys.stdin.isatty():
             err.print(f"refusing to erase {tenant!r} without confirmation: pass --yes")

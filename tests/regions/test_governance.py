@@ -301,6 +301,14 @@ def test_erase_without_yes_and_no_terminal_is_refused(
     assert held(eu, "acme")["samples"] == 3
 
 
+@pytest.mark.parametrize("command", [["tenant"], ["tenant", "export"], ["tenant", "erase"]])
+def test_the_tenant_commands_have_help(
+    command: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, _ = run(capsys, *command, "--help")
+    assert code == 0 and "Usage: modelfleet" in out
+
+
 def test_an_unknown_tenant_is_refused(
     regions: tuple[Store, Store], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
