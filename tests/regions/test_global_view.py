@@ -187,8 +187,8 @@ def test_a_global_capacity_plan_sizes_for_every_regions_demand(
         hours = list(
             synthetic_rollups(
                 [StreamLoad(tenant, "product-recognizer", "v1", region, 600, daily_swing=0.5)],
-                NOW - timedelta(days=3),
-                3 * 24 * 60,
+                NOW - timedelta(hours=50),  # planning needs 48 hours of history
+                50 * 60,
                 confidences=np.array([0.9]),
                 seed=3,
             )
