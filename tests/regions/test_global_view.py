@@ -8,12 +8,14 @@ record of the EU tenant is read into, or written to, the US store.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import httpx
 import numpy as np
 import pytest
 from sqlalchemy import func, insert, select
@@ -27,6 +29,7 @@ from modelfleet.store import Store, open_store
 from modelfleet.store.tables import rollups as rollups_table
 from modelfleet.store.tables import samples
 from modelfleet.telemetry.writer import write_rollups
+from modelfleet.web.ui.overview import fleet_overview
 
 NOW = datetime(2026, 11, 16, 12, 0, tzinfo=UTC)  # 30 minutes of traffic end here
 REGIONS = """
@@ -204,3 +207,40 @@ def test_a_global_capacity_plan_sizes_for_every_regions_demand(
         g["replicas"] > h["replicas"]
         for g, h in zip(everywhere["hours"], local["hours"], strict=True)
     )
+
+
+def test_the_dashboards_overview_shows_every_regions_traffic(
+    regions: tuple[Store, Store, dict[str, int]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from modelfleet.settings import Settings
+    from modelfleet.web.ui.app import build_ui
+
+    eu, us, sent = regions
+    before = {"eu": _held(eu), "us": _held(us)}
+    monkeypatch.setenv("MODELFLEET_ADMIN_TOKEN", "operator-secret")
+    # Five minutes after the traffic's first minutes: the overview's window holds 5 of them.
+    clock = VirtualClock(NOW - timedelta(minutes=25))
+    ui = build_ui(us, clock, Settings.from_env())
+
+    async def browse() -> str:
+        transport = httpx.ASGITransport(app=ui)
+        async with httpx.AsyncClient(
+            transport=transport, base_url="https://fleet.example", follow_redirects=True
+        ) as client:
+            signed_in = await client.post("/ui/login", data={"token": "operator-secret"})
+            assert signed_in.status_code == 200, signed_in.text
+            return (await client.get("/ui/")).text
+
+    page = asyncio.run(browse())
+    assert "Figures of every region (us-east, eu-west), from their rollups." in page
+    with us.begin() as conn:
+        local = fleet_overview(conn, clock.now())
+    (deployment,) = local
+    (v1,) = [v for v in deployment.versions if v.name == "v1"]
+    with eu.begin() as conn:  # what the EU side alone serves in that window
+        eu_only = fleet_overview(conn, clock.now())
+    (eu_v1,) = [v for v in eu_only[0].versions if v.name == "v1"]
+    everywhere = f"<td>{v1.requests_per_s + eu_v1.requests_per_s:.2f}</td>"
+    assert v1.requests_per_s > 0 and eu_v1.requests_per_s > 0
+    assert everywhere in page, page
+    assert {"eu": _held(eu), "us": _held(us)} == before

@@ -52,7 +52,8 @@ def region_stores(
                     "which is not set"
                 )
             if url not in opened:
-                opened[url] = open_store(url)
+                # Another region's store is that region's to migrate, not ours.
+                opened[url] = open_store(url, migrate=False)
                 out.append(RegionStore(region.name, region.spec.jurisdiction, opened[url]))
         yield out
     finally:

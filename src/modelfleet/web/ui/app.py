@@ -54,6 +54,8 @@ from modelfleet.config.schema import SLA, Model, ModelVersion, Tenant
 from modelfleet.errors import InvalidInput, NotFound
 from modelfleet.monitors.profile import read_profile
 from modelfleet.registry import load_state
+from modelfleet.regions.global_view import global_rollups
+from modelfleet.regions.stores import region_stores
 from modelfleet.registry.declarations import declared
 from modelfleet.rollouts import (
     abort,
@@ -134,6 +136,7 @@ class UI:
     def __init__(self, store: Store, clock: Clock, settings: Settings) -> None:
         self.store = store
         self.clock = clock
+        self.settings = settings
         self.admin_token_sha256 = settings.admin_token_sha256
         env = Environment(
             loader=FileSystemLoader(HERE / "templates"),
@@ -250,7 +253,17 @@ class UI:
     async def overview(self, request: Request) -> Response:
         session = await self._operator(request)
         now = self.clock.now()
-        rows = await self._read(lambda conn: fleet_overview(conn, now))
+        regions: list[str] = []
+
+        def every_region(since: datetime, until: datetime, model: str) -> Any:
+            # The global view: each region's rollups, and no raw record, merged.
+            with region_stores(
+                self.store, self.settings.region, self.settings.secrets
+            ) as stores:
+                regions[:] = [s.region for s in stores]
+                return global_rollups(stores, since=since, until=until, model=model)
+
+        rows = await self._read(lambda conn: fleet_overview(conn, now, every_region))
         return self.page(
             request,
             "overview.html",
@@ -258,6 +271,7 @@ class UI:
                 "area": "ui",
                 "session": session,
                 "deployments": rows,
+                "regions": regions,
                 "now": now,
                 "refresh": REFRESH_S,
             },

@@ -10,6 +10,7 @@ in colour and in words.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -20,7 +21,7 @@ from modelfleet.monitors import latest_results
 from modelfleet.registry import load_state
 from modelfleet.registry.splits import read_splits
 from modelfleet.rollouts import Rollout, latest_rollout
-from modelfleet.telemetry.rollup import pooled
+from modelfleet.telemetry.rollup import Rollup, RollupKey, pooled
 from modelfleet.telemetry.writer import read_rollups
 from modelfleet.web.ui.boards import TenantSLARow, sla_board
 
@@ -103,8 +104,16 @@ def _worse(a: str, b: str) -> str:
     return a if rank.get(a, 1) >= rank.get(b, 1) else b
 
 
-def fleet_overview(conn: Connection, now: datetime) -> list[DeploymentRow]:
-    """Every deployment, with each of its model's versions and their last minutes' figures."""
+RollupReader = Callable[[datetime, datetime, str], Mapping[RollupKey, Rollup]]
+
+
+def fleet_overview(
+    conn: Connection, now: datetime, read: RollupReader | None = None
+) -> list[DeploymentRow]:
+    """Every deployment, with each of its model's versions and their last minutes' figures.
+
+    `read(since, until, model)` gives the figures' rollups: by default this store's; the
+    dashboard passes every region's (the global view)."""
     state = load_state(conn)
     splits = read_splits(conn)
     standings = [_standing(row) for row in sla_board(conn, now)]
@@ -119,7 +128,11 @@ def fleet_overview(conn: Connection, now: datetime) -> list[DeploymentRow]:
         for result in latest_results(conn, model=model):
             verdict = result.status("drift") or "no verdict"
             drift[result.version] = _worse(drift.get(result.version, "no verdict"), verdict)
-        rollups = read_rollups(conn, since=now - WINDOW, until=now, model=model)
+        rollups = (
+            read(now - WINDOW, now, model)
+            if read is not None
+            else read_rollups(conn, since=now - WINDOW, until=now, model=model)
+        )
         versions = sorted(
             v.resource.metadata.name
             for v in state.of_kind(ModelVersion)
