@@ -185,9 +185,11 @@ class RetentionController:
         """One bounded pass at `now`; `done` says whether it finished everything due."""
         out = Pass()
         for group in self._groups():
-            self._expire_rollups(group, now, out)
-            for raw in RAW:
-                self._delete_raw(group, raw, now, out)
+            with self.store.begin(immediate=True) as conn:  # deletions: one transaction
+                cutoff = hour_start(now - group.policy.hourly_rollups)
+                self._delete_batch(conn, rollups, _expired(group, cutoff), group, out)
+                for raw in RAW:
+                    self._delete_batch(conn, raw.table, _due(group, raw, now), group, out)
             self._compact(group, now, out)
         return out
 
@@ -198,8 +200,7 @@ class RetentionController:
             for group in self._groups(conn):
                 policy = group.policy
                 for raw in RAW:
-                    cutoff = now - policy.raw
-                    total += _count(conn, raw.table, _due(group, raw, cutoff))
+                    total += _count(conn, raw.table, _due(group, raw, now))
                 expired = hour_start(now - policy.hourly_rollups)
                 total += _count(conn, rollups, _expired(group, expired))
                 total += _count(conn, rollups, _compactable(group, now))
@@ -224,34 +225,23 @@ class RetentionController:
         # Every other tenant's data (and that of tenants no longer declared) has the defaults.
         return [*groups, _Group(DEFAULT_POLICY, None, governed)]
 
-    def _expire_rollups(self, group: _Group, now: datetime, out: Pass) -> None:
-        cutoff = hour_start(now - group.policy.hourly_rollups)
-        n = self._delete_batch(rollups, _expired(group, cutoff), group.policy.archive, out)
-        out.done &= n < self.batch_rows
-
-    def _delete_raw(self, group: _Group, raw: _Raw, now: datetime, out: Pass) -> None:
-        condition = _due(group, raw, now - group.policy.raw)
-        n = self._delete_batch(raw.table, condition, group.policy.archive, out)
-        out.done &= n < self.batch_rows
-
     def _delete_batch(
-        self, table: Table, condition: ColumnElement[bool], archive: str | None, out: Pass
-    ) -> int:
-        with self.store.begin(immediate=True) as conn:
-            found = (
-                conn.execute(
-                    select(table).where(condition).order_by(table.c.id).limit(self.batch_rows)
-                )
-                .mappings()
-                .all()
-            )
-            if not found:
-                return 0
-            if archive is not None:
-                out.archived += write_archive(Path(archive), table, found)
-            _delete_ids(conn, table, [r["id"] for r in found])
+        self,
+        conn: Connection,
+        table: Table,
+        condition: ColumnElement[bool],
+        group: _Group,
+        out: Pass,
+    ) -> None:
+        query = select(table).where(condition).order_by(table.c.id).limit(self.batch_rows)
+        found = conn.execute(query).mappings().all()
+        if not found:
+            return
+        if group.policy.archive is not None:
+            out.archived += write_archive(Path(group.policy.archive), table, found)
+        _delete_ids(conn, table, [r["id"] for r in found])
         out._count(table.name, len(found))
-        return len(found)
+        out.done &= len(found) < self.batch_rows
 
     def _compact(self, group: _Group, now: datetime, out: Pass) -> None:
         for _ in range(self.max_hours):
@@ -262,9 +252,7 @@ class RetentionController:
                 if first is None:
                     return
                 self._compact_hour(conn, group, hour_start(first), now, out)
-        with self.store.begin() as conn:
-            left = conn.execute(select(rollups.c.id).where(_compactable(group, now)).limit(1))
-            out.done &= left.first() is None
+        out.done = False  # perhaps: the next pass will tell
 
     def _compact_hour(
         self, conn: Connection, group: _Group, hour: datetime, now: datetime, out: Pass
@@ -316,7 +304,9 @@ class RetentionController:
         out._count(t.name, len(replaced))
 
 
-def _due(group: _Group, raw: _Raw, cutoff: datetime) -> ColumnElement[bool]:
+def _due(group: _Group, raw: _Raw, now: datetime) -> ColumnElement[bool]:
+    """Raw records older than the group's `raw` at `now`, that may go."""
+    cutoff = now - group.policy.raw
     return and_(group.has(raw.table.c.tenant), raw.table.c[raw.time] < cutoff, raw.deletable())
 
 
