@@ -22,7 +22,7 @@ from collections.abc import Iterable
 from dataclasses import replace
 from datetime import datetime, timedelta
 
-from modelfleet.telemetry.rollup import Rollup, RollupKey, merge_all
+from modelfleet.telemetry.rollup import Rollup, RollupKey
 
 HOUR = timedelta(hours=1)
 
@@ -47,24 +47,23 @@ def compact(rollups: Iterable[Rollup]) -> dict[RollupKey, Rollup]:
 
 
 def _merged(key: RollupKey, members: list[Rollup]) -> Rollup:
-    thresholds = [t for t in members[0].thresholds if all(t in m.thresholds for m in members)]
     first = members[0]
+    thresholds = [t for t in first.thresholds if all(t in m.thresholds for m in members)]
     edges = {
         name: h.edges
         for name, h in first.features.items()
         if all(name in m.features and m.features[name].edges == h.edges for m in members)
     }
     alike = all(m.thresholds == first.thresholds and set(m.features) == set(edges) for m in members)
-    if alike:  # the usual case: the telemetry rollup's own merge, nothing dropped
-        return merge_all(_rekeyed(m, key) for m in members)[key]
-    return merge_all(_rekeyed(_restricted(m, thresholds, edges), key) for m in members)[key]
-
-
-def _rekeyed(rollup: Rollup, key: RollupKey) -> Rollup:
-    """`rollup` with its counts as they are, under `key` (the merge needs equal keys)."""
-    data = rollup.to_dict()
-    data["minute"] = key.minute.isoformat()
-    return Rollup.from_dict(data)
+    out = Rollup(key, thresholds=thresholds, feature_edges=edges)
+    for member in members:
+        source = member if alike else _restricted(member, thresholds, edges)
+        # `merge` adds rollups of one key; this one gathers a whole hour's minutes, so it
+        # takes each minute's key for the merge, and the hour's once done.
+        out.key = source.key
+        out.merge(source)
+    out.key = key
+    return out
 
 
 def _restricted(
