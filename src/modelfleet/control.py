@@ -28,6 +28,7 @@ from modelfleet.errors import InvalidInput, StoreError
 from modelfleet.incidents.controller import IncidentController
 from modelfleet.monitors.controller import MonitorController
 from modelfleet.monitors.streams import AnomalyController
+from modelfleet.regions.retention import RetentionController
 from modelfleet.registry.events import Event
 from modelfleet.remediation.actions import Operations
 from modelfleet.remediation.controller import RemediationController
@@ -67,6 +68,7 @@ def controllers(
         RemediationController(store, operations),
         IncidentController(store),
         CapacityController(store),
+        RetentionController(store),
     ]
 
 
