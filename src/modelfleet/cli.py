@@ -72,6 +72,8 @@ from modelfleet.monitors.report import build_sections, render_report, summary_li
 from modelfleet.regions import erasure
 from modelfleet.regions import export as governance_export
 from modelfleet.regions.global_view import global_rollups
+from modelfleet.regions.retention import RetentionController
+from modelfleet.regions.retention import retention_status as governed_tables
 from modelfleet.regions.status import region_states, set_status_everywhere
 from modelfleet.regions.stores import RegionStore, region_stores
 from modelfleet.registry import (
@@ -3013,6 +3015,60 @@ def tenant_erase(
     if not done["complete"]:
         err.print(f"{tenant!r} still has records after the erasure: see the report", style="red")
         raise typer.Exit(EXIT_FAILURE)
+
+
+retention_app = typer.Typer(
+    help="Retention: raw records, minute and hourly rollups kept as each tier's policy says.",
+    no_args_is_help=True,
+)
+app.add_typer(retention_app, name="retention")
+
+
+@retention_app.command("run")
+def retention_run(
+    at: Annotated[
+        datetime | None,
+        typer.Option(
+            "--now",
+            parser=_iso_time,
+            metavar="ISO",
+            help="apply the policies as of this time (UTC if no offset); default: now",
+            show_default=False,
+        ),
+    ] = None,
+) -> None:
+    """Delete, archive and compact everything due now, until nothing is left (the control
+    loop does the same in small steps)."""
+    now = clock.now() if at is None else (at if at.tzinfo else at.replace(tzinfo=UTC))
+    controller = RetentionController(_store())
+    due = controller.backlog(now)
+    deleted = compacted = archived = 0
+    with Progress(console=err, transient=True) as progress:
+        task = progress.add_task("retention", total=due or None)
+        while True:
+            done = controller.run_once(now)
+            deleted += done.rows - done.compacted_rows
+            compacted += done.compacted_hours
+            archived += done.archived
+            progress.advance(task, done.rows)
+            if done.done:
+                break
+    out.print(
+        f"{deleted} row(s) deleted, {compacted} hour(s) compacted, {archived} row(s) archived",
+        markup=False,
+        highlight=False,
+    )
+
+
+@retention_app.command("status")
+def retention_status() -> None:
+    """Per table retention governs: its rows, and the time of its oldest."""
+    with _store().begin() as conn:
+        tables = governed_tables(conn)
+    table = Table("table", "rows", "oldest")
+    for t in tables:
+        table.add_row(t.table, str(t.rows), _when(t.oldest) or "-")
+    out.print(table)
 
 
 def main(argv: list[str] | None = None) -> None:
