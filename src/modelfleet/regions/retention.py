@@ -40,8 +40,6 @@ from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import pyarrow as pa
-import pyarrow.parquet as pq
 from sqlalchemy import (
     JSON,
     Boolean,
@@ -349,6 +347,9 @@ def write_archive(root: Path, table: Table, rows: Sequence[Mapping[Any, Any]]) -
     """Write `rows` of `table` under `root/<table>/date=YYYY-MM-DD/`, one new part file per
     date; returns how many rows were written. JSON columns are stored as JSON text, times as
     UTC timestamps (microseconds)."""
+    import pyarrow as pa  # here: only a policy with an archive needs it
+    import pyarrow.parquet as pq
+
     time = TIME_COLUMNS[table.name]
     schema = pa.schema([(c.name, _arrow_type(c.type)) for c in table.columns])
     by_date: dict[date, list[dict[str, Any]]] = {}
@@ -375,6 +376,8 @@ def write_archive(root: Path, table: Table, rows: Sequence[Mapping[Any, Any]]) -
 def read_archive(root: Path, table: str) -> list[dict[str, Any]]:
     """Every row archived for `table` under `root`, in no particular order (JSON columns as
     text, times as timezone-aware datetimes)."""
+    import pyarrow.parquet as pq
+
     folder = root / table
     if not folder.is_dir():
         return []
@@ -384,7 +387,9 @@ def read_archive(root: Path, table: str) -> list[dict[str, Any]]:
     return out
 
 
-def _arrow_type(column_type: Any) -> pa.DataType:
+def _arrow_type(column_type: Any) -> Any:
+    import pyarrow as pa
+
     if isinstance(column_type, UTCDateTime):
         return pa.timestamp("us", tz="UTC")
     if isinstance(column_type, Boolean):
