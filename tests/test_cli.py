@@ -68,6 +68,16 @@ COMMANDS = [
     ["monitor", "report"],
     ["up"],
     ["leader"],
+    ["region"],
+    ["region", "list"],
+    ["region", "down"],
+    ["region", "up"],
+    ["tenant"],
+    ["tenant", "export"],
+    ["tenant", "erase"],
+    ["retention"],
+    ["retention", "run"],
+    ["retention", "status"],
 ]
 
 

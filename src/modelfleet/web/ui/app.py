@@ -53,9 +53,9 @@ from modelfleet.clock import Clock
 from modelfleet.config.schema import SLA, Model, ModelVersion, Tenant
 from modelfleet.errors import InvalidInput, NotFound
 from modelfleet.monitors.profile import read_profile
-from modelfleet.registry import load_state
 from modelfleet.regions.global_view import global_rollups
 from modelfleet.regions.stores import region_stores
+from modelfleet.registry import load_state
 from modelfleet.registry.declarations import declared
 from modelfleet.rollouts import (
     abort,
@@ -257,9 +257,7 @@ class UI:
 
         def every_region(since: datetime, until: datetime, model: str) -> Any:
             # The global view: each region's rollups, and no raw record, merged.
-            with region_stores(
-                self.store, self.settings.region, self.settings.secrets
-            ) as stores:
+            with region_stores(self.store, self.settings.region, self.settings.secrets) as stores:
                 regions[:] = [s.region for s in stores]
                 return global_rollups(stores, since=since, until=until, model=model)
 
