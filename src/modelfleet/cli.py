@@ -89,7 +89,7 @@ from modelfleet.registry import (
 )
 from modelfleet.registry.declarations import declared
 from modelfleet.registry.events import recent_events
-from modelfleet.registry.keys import KeyRecord
+from modelfleet.registry.keys import KeyRecord, copy_key, key_exists
 from modelfleet.remediation.controller import approve, list_runs
 from modelfleet.settings import Settings
 from modelfleet.sim.capacity import CapacityDrill, run_capacity_drill
@@ -360,8 +360,16 @@ def _when(t: Any) -> str:
 def keys_create(tenant: Annotated[str, typer.Argument(help="the tenant the key acts for")]) -> None:
     """Issue an API key for TENANT. The key is printed once and cannot be shown again."""
     settings = _settings()
-    with open_store(settings.database_url).begin() as conn:
-        issued = create_key(conn, tenant, actor=settings.actor, now=clock.now())
+    with _regions(every_region=True) as stores:
+        home = stores[0].store
+        with home.begin() as conn:
+            issued = create_key(conn, tenant, actor=settings.actor, now=clock.now())
+        # Every region's gateways must know whose request it is before they can send it on.
+        for other in stores[1:]:
+            with home.begin() as source, other.store.begin(immediate=True) as target:
+                copy_key(source, target, issued.prefix, actor=settings.actor, now=clock.now())
+    if len(stores) > 1:
+        err.print(f"the key is known in every region: {', '.join(s.region for s in stores)}")
     err.print(
         f"API key for tenant {tenant!r} (prefix {issued.prefix}); store it now, it is shown only once:"
     )
@@ -412,8 +420,13 @@ def keys_revoke(
 ) -> None:
     """Revoke an API key: requests with it are refused from then on."""
     settings = _settings()
-    with open_store(settings.database_url).begin() as conn:
-        record = revoke_key(conn, prefix, actor=settings.actor, now=clock.now())
+    with _regions(every_region=True) as stores:
+        with stores[0].store.begin() as conn:
+            record = revoke_key(conn, prefix, actor=settings.actor, now=clock.now())
+        for other in stores[1:]:  # a key revoked in one region must not work in another
+            with other.store.begin(immediate=True) as conn:
+                if key_exists(conn, record.prefix):
+                    revoke_key(conn, record.prefix, actor=settings.actor, now=clock.now())
     out.print(f"revoked key {record.prefix} of tenant {record.tenant!r}")
 
 

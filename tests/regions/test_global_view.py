@@ -24,10 +24,11 @@ from modelfleet.cli import main
 from modelfleet.clock import VirtualClock
 from modelfleet.config import load_fleet
 from modelfleet.registry import apply_fleet
+from modelfleet.registry.keys import verify_key
 from modelfleet.sim.history import StreamLoad, synthetic_rollups
 from modelfleet.store import Store, open_store
+from modelfleet.store.tables import api_keys, samples
 from modelfleet.store.tables import rollups as rollups_table
-from modelfleet.store.tables import samples
 from modelfleet.telemetry.writer import write_rollups
 from modelfleet.web.ui.overview import fleet_overview
 
@@ -244,3 +245,30 @@ def test_the_dashboards_overview_shows_every_regions_traffic(
     assert v1.requests_per_s > 0 and eu_v1.requests_per_s > 0
     assert everywhere in page, page
     assert {"eu": _held(eu), "us": _held(us)} == before
+
+
+def test_a_key_is_issued_and_revoked_in_every_region(
+    regions: tuple[Store, Store, dict[str, int]], capsys: pytest.CaptureFixture[str]
+) -> None:
+    eu, us, _ = regions
+    with pytest.raises(SystemExit) as info:
+        main(["keys", "create", "acme-grocers"])
+    assert info.value.code in (0, None)
+    plaintext = capsys.readouterr().out.strip()
+
+    def stored(store: Store) -> Any:
+        with store.begin() as conn:
+            return conn.execute(
+                select(api_keys.c.prefix, api_keys.c.key_hash, api_keys.c.revoked_at)
+            ).all()
+
+    (us_key,) = stored(us)
+    assert stored(eu) == [us_key]  # the same salted hash: the key works in either region
+    with eu.begin() as conn:
+        assert verify_key(conn, plaintext) is not None
+    with pytest.raises(SystemExit) as info:
+        main(["keys", "revoke", us_key.prefix])
+    assert info.value.code in (0, None)
+    for store in (eu, us):
+        with store.begin() as conn:
+            assert verify_key(conn, plaintext) is None  # refused everywhere

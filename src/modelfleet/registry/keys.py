@@ -85,6 +85,37 @@ def create_key(conn: Connection, tenant: str, *, actor: str, now: datetime) -> I
     return IssuedKey(prefix, tenant, plaintext)
 
 
+def copy_key(
+    source: Connection, target: Connection, prefix: str, *, actor: str, now: datetime
+) -> bool:
+    """Install the key `prefix` of `source` (its salted hash, never a plaintext) in `target`,
+    another region's store, so that the tenant is known there too; False if it was already."""
+    row = source.execute(select(api_keys).where(api_keys.c.prefix == prefix)).one()
+    if key_exists(target, prefix):
+        return False
+    if target.execute(select(tenants.c.name).where(tenants.c.name == row.tenant)).first() is None:
+        raise NotFound("tenant", row.tenant)  # apply the fleet to that region first
+    conn_row = {c: getattr(row, c) for c in ("prefix", "tenant", "salt", "key_hash", "created_at")}
+    target.execute(insert(api_keys).values(**conn_row, created_by=row.created_by))
+    audit.record(
+        target,
+        at=now,
+        actor=actor,
+        action="create",
+        kind="ApiKey",
+        name=prefix,
+        old=None,
+        new={"tenant": row.tenant, "prefix": prefix, "copied": True},
+    )
+    return True
+
+
+def key_exists(conn: Connection, prefix: str) -> bool:
+    return (
+        conn.execute(select(api_keys.c.id).where(api_keys.c.prefix == prefix)).first() is not None
+    )
+
+
 def list_keys(conn: Connection, tenant: str | None = None) -> list[KeyRecord]:
     """Every key, or one tenant's, oldest first."""
     query = select(api_keys).order_by(api_keys.c.created_at, api_keys.c.id)
