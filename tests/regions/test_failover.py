@@ -94,6 +94,16 @@ def test_a_region_declared_down_fails_over_allowed_tenants_and_refuses_resident_
     assert held(regions.eu.store, "bolt")["samples"] == 2  # back home, through either gateway
     assert held(regions.us.store, "acme") == NOTHING
 
+    # A global report from the US side counts acme's EU traffic from the EU's rollups, and
+    # moves none of acme's raw records: after traffic, failover and the report, they are in
+    # the EU store only.
+    eu_before = held(regions.eu.store, "acme")
+    report = json.loads(_cli(capsys, "stats", "--minutes", "60", "--global", "-o", "json"))
+    acme = [row for row in report if row["tenant"] == "acme"]
+    assert acme and sum(row["requests"] for row in acme) > 0
+    assert held(regions.us.store, "acme") == NOTHING
+    assert held(regions.eu.store, "acme") == eu_before and eu_before["samples"] > 0
+
 
 def test_declaring_an_undeclared_region_down_is_refused(
     regions: TwoRegions, capsys: pytest.CaptureFixture[str]
