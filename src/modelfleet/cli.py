@@ -362,7 +362,9 @@ def keys_create(tenant: Annotated[str, typer.Argument(help="the tenant the key a
     settings = _settings()
     with _regions(every_region=True) as stores:
         home = stores[0].store
-        with home.begin() as conn:
+        # It reads (the tenant, free prefixes), then writes: take the write lock first, or a
+        # control loop committing meanwhile fails it with "database is locked" (SQLite).
+        with home.begin(immediate=True) as conn:
             issued = create_key(conn, tenant, actor=settings.actor, now=clock.now())
         # Every region's gateways must know whose request it is before they can send it on.
         for other in stores[1:]:
@@ -421,7 +423,7 @@ def keys_revoke(
     """Revoke an API key: requests with it are refused from then on."""
     settings = _settings()
     with _regions(every_region=True) as stores:
-        with stores[0].store.begin() as conn:
+        with stores[0].store.begin(immediate=True) as conn:
             record = revoke_key(conn, prefix, actor=settings.actor, now=clock.now())
         for other in stores[1:]:  # a key revoked in one region must not work in another
             with other.store.begin(immediate=True) as conn:

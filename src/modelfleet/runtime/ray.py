@@ -34,6 +34,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import ray
 from ray import serve
 from ray.exceptions import (
@@ -55,7 +56,7 @@ from modelfleet.errors import (
 )
 from modelfleet.runtime.backend import Health, VersionRef, VersionSpec
 from modelfleet.runtime.loader import load_model_bytes, read_artifact
-from modelfleet.runtime.model import Batch, Outputs
+from modelfleet.runtime.model import Batch, Model, Outputs
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +79,7 @@ class VersionReplica:
         labels: Sequence[str] | None,
     ) -> None:
         self.model = load_model_bytes(format, artifact, data, sha256, features, labels)
+        _warm(self.model, features)
 
     async def ready(self) -> bool:
         """Answered once loaded: what a gateway calls before it sends the version traffic."""
@@ -379,6 +381,20 @@ def _autoscaling_config(autoscaling: ReplicaAutoscaling) -> dict[str, Any]:
 def _check_replicas(replicas: int) -> None:
     if replicas < 1:
         raise ValueError(f"replicas must be at least 1, got {replicas}")
+
+
+def _warm(model: Model, features: Sequence[Feature]) -> None:
+    """Predict once on a row of zeros, so that what a model loads lazily on its first call
+    (libraries' modules, caches) is loaded before the replica gets traffic, not on a
+    client's request. Best effort: a model may refuse such a row, and that is fine."""
+    row = {
+        f.name: np.zeros((1, *f.shape), dtype=object if f.dtype == "string" else f.dtype)
+        for f in features
+    }
+    try:
+        model.predict(row)
+    except Exception:  # noqa: BLE001 - the model's own business; serving decides later
+        log.debug("warming a replica failed; its first request may be slower")
 
 
 def _first_line(exc: BaseException) -> str:
