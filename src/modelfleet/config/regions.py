@@ -41,7 +41,8 @@ class RetentionPolicySpec(Strict):
 
     tier: Literal["free", "standard", "premium", "enterprise"]
     raw: Duration = timedelta(days=7)
-    minute_rollups: Duration = timedelta(days=14)
+    # Past a month: SLOs counted per minute (uptime) read a whole SLA period of minutes.
+    minute_rollups: Duration = timedelta(days=35)
     hourly_rollups: Duration = timedelta(days=365)
     archive: Annotated[str, StringConstraints(min_length=1)] | None = None
 

@@ -1,7 +1,7 @@
 """Tiered retention: raw records for days, minute rollups for weeks, hourly rollups for a year.
 
 Per tenant tier, the fleet's `RetentionPolicy` (or, for a tier without one, the defaults: raw
-7 days, minute rollups 14 days, hourly rollups 365 days) says how long each kind of data stays.
+7 days, minute rollups 35 days, hourly rollups 365 days) says how long each kind of data stays.
 Each pass of the `RetentionController`, for the tenants of each policy:
 
 1. **Expired rollups**: rows (of either resolution) of hours that ended more than
