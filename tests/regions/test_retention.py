@@ -225,9 +225,9 @@ def test_raw_records_go_after_their_tiers_raw_and_the_archive_holds_exactly_them
                 for status in ("labelled", "open"):
                     _raw_rows(conn, tenant, now - age, status, i)
                     i += 1
-        # An hour of acme's minutes, old enough (15 days) to be compacted, then archived.
+        # An hour of acme's minutes, old enough (36 days) to be compacted, then archived.
         loads = [StreamLoad("acme", "churn", "v1", "eu-west", per_minute=3.0)]
-        old = (now - 15 * DAY).replace(minute=0)
+        old = (now - 36 * DAY).replace(minute=0)
         write_rollups(conn, synthetic_rollups(loads, old, 60, confidences=CONFIDENCES), now=old)
         before = _ids(conn)
 
