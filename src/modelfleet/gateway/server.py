@@ -31,7 +31,6 @@ from datetime import datetime
 from typing import Any
 
 import uvicorn
-from sqlalchemy import delete, insert
 from sqlalchemy.exc import SQLAlchemyError
 
 from modelfleet.clock import Clock, SystemClock
@@ -43,6 +42,7 @@ from modelfleet.runtime import open_backend
 from modelfleet.settings import Settings
 from modelfleet.store import Store, open_store
 from modelfleet.store.tables import deployment_status
+from modelfleet.store.upsert import upsert
 from modelfleet.telemetry.feedback import Feedback, write_feedback
 from modelfleet.telemetry.spool import Batch, Spool
 
@@ -185,21 +185,28 @@ class GatewayServer:
             return load_route_table(conn)
 
     def _write_status(self, status: dict[str, tuple[str, str | None]], now: datetime) -> None:
+        rows = [
+            {
+                "deployment": deployment,
+                "version": reason.split(":", 1)[0] if reason else "",
+                "state": state,
+                "reason": reason,
+                "updated_at": now,
+            }
+            for deployment, (state, reason) in status.items()
+        ]
+        if not rows:
+            return
+        # An upsert: gateways starting together write the same rows at once, and a delete
+        # then insert would fail one of them on the primary key (PostgreSQL).
         with self.store.begin() as conn:
-            for deployment, (state, reason) in status.items():
-                version = reason.split(":", 1)[0] if reason else ""
-                conn.execute(
-                    delete(deployment_status).where(deployment_status.c.deployment == deployment)
-                )
-                conn.execute(
-                    insert(deployment_status).values(
-                        deployment=deployment,
-                        version=version,
-                        state=state,
-                        reason=reason,
-                        updated_at=now,
-                    )
-                )
+            upsert(
+                conn,
+                deployment_status,
+                rows,
+                unique=["deployment"],
+                update=["version", "state", "reason", "updated_at"],
+            )
 
     async def flush(self) -> bool:
         """Write back the spooled batches, then the telemetry recorded since the last flush;
