@@ -3076,11 +3076,23 @@ def retention_run(
 
 
 @retention_app.command("status")
-def retention_status() -> None:
+def retention_status(output: OutputOption = Output.table) -> None:
     """Per table retention governs: its rows, and the time of its oldest."""
     with _store().begin() as conn:
         tables = governed_tables(conn)
-    table = Table("table", "rows", "oldest")
+    if output is Output.json:
+        _print_json(
+            [
+                {
+                    "table": t.table,
+                    "rows": t.rows,
+                    "oldest": t.oldest.isoformat() if t.oldest else None,
+                }
+                for t in tables
+            ]
+        )
+        return
+    table = Table("TABLE", "ROWS", "OLDEST", box=None)
     for t in tables:
         table.add_row(t.table, str(t.rows), _when(t.oldest) or "-")
     out.print(table)
