@@ -14,7 +14,9 @@ a warm-up, with one and then two replicas of each model:
   CPU, as a model on a GPU or a remote accelerator does, then answers uniform
   probabilities: the cost is the replica's time, not this machine's cores.
 
-It prints requests/s, p50 and the two-to-one ratio per model.
+It prints requests/s, p50 and the two-to-one ratio per model; and first, what one call costs:
+the median of 200 one-row calls made one after another, one replica on Ray against the same
+model in-process (`LocalBackend`).
 """
 
 from __future__ import annotations
@@ -40,7 +42,7 @@ os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 os.environ.setdefault("RAY_worker_niceness", "0")  # as the gateway benchmark's Ray Serve row
 
 from modelfleet.config.schema import Feature  # noqa: E402
-from modelfleet.runtime import MicroBatcher, VersionSpec  # noqa: E402
+from modelfleet.runtime import Backend, LocalBackend, MicroBatcher, VersionSpec  # noqa: E402
 from modelfleet.runtime.ray import RayBackend, join_cluster  # noqa: E402
 
 LABELS = tuple(str(d) for d in range(10))
@@ -111,6 +113,17 @@ async def drive(
     return len(latencies) / seconds, float(np.median(latencies) * 1000)
 
 
+async def one_by_one(backend: Backend, version: VersionSpec, calls: int = 200) -> float:
+    """The median ms of `calls` one-row calls made one after another, after 20 to warm up."""
+    rows = load_digits().data.astype(np.float32)
+    took = []
+    for i in range(calls + 20):
+        start = time.perf_counter()
+        await backend.infer(version.ref, {"pixels": rows[i : i + 1]})
+        took.append(time.perf_counter() - start)
+    return float(np.median(took[20:]) * 1000)
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     p.add_argument("--seconds", type=float, default=15.0, help="measured seconds per run (15)")
@@ -120,12 +133,20 @@ def main() -> None:
     print(f"a local Ray cluster with {os.cpu_count()} CPUs; {args.concurrency} one-row requests")
     join_cluster(None)
     backend = RayBackend(undeploy_grace_s=0.0)
+    light = versions["light"]
+    local = LocalBackend()
+    local.deploy(light, 1)
+    backend.deploy(light, 1)
+    on_ray, here = asyncio.run(one_by_one(backend, light)), asyncio.run(one_by_one(local, light))
+    print(f"one call, one row, light model: {on_ray:.2f} ms on Ray, {here:.2f} ms in-process")
+    local.close()
     print(f"{'model':<18}{'replicas':>9}{'req/s':>9}{'p50 ms':>9}")
     for name, version in versions.items():
         rates = []
         for replicas in (1, 2):
             if replicas == 1:
-                backend.deploy(version, 1)
+                if not backend.health(version.ref).serving:  # light is, since one_by_one
+                    backend.deploy(version, 1)
             else:
                 backend.scale(version.ref, replicas)
                 while backend.health(version.ref).replicas != replicas:

@@ -19,6 +19,7 @@ import pytest
 from modelfleet.cli import main
 from tests.gateway.conftest import digits_models, infer_body  # noqa: F401 (a fixture)
 from tests.gateway.test_residency import DIGITS, NOTHING, TwoRegions, held, two_regions
+from tests.regions.runner import run_cli
 
 
 @pytest.fixture
@@ -37,15 +38,6 @@ def regions(
         yield regions
 
 
-def _cli(capsys: pytest.CaptureFixture[str], *args: str) -> str:
-    capsys.readouterr()
-    with pytest.raises(SystemExit) as exit_:
-        main(list(args))
-    captured = capsys.readouterr()
-    assert exit_.value.code in (0, None), captured.err
-    return captured.out
-
-
 def _status(regions: TwoRegions, tenant: str) -> dict[str, int]:
     out = {}
     for region in (regions.eu, regions.us):
@@ -60,12 +52,12 @@ def test_a_region_declared_down_fails_over_allowed_tenants_and_refuses_resident_
     regions: TwoRegions, capsys: pytest.CaptureFixture[str]
 ) -> None:
     assert _status(regions, "acme") == {"eu-west": 200, "us-east": 307}
-    written = _cli(capsys, "region", "down", "eu-west", "--to", "us-east", "--reason", "fire")
+    written = run_cli(capsys, "region", "down", "eu-west", "--to", "us-east", "--reason", "fire")
     declared = time.monotonic()
     assert "us-east: written" in written and "eu-west: written" in written
     regions.reloaded()
     assert time.monotonic() - declared < 1.0  # the next refresh (every 0.1 s here)
-    listed = json.loads(_cli(capsys, "region", "list", "-o", "json"))
+    listed = json.loads(run_cli(capsys, "region", "list", "-o", "json"))
     eu = next(r for r in listed if r["region"] == "eu-west")
     assert (eu["status"], eu["failover_to"], eu["reason"]) == ("down", "us-east", "fire")
 
@@ -85,7 +77,7 @@ def test_a_region_declared_down_fails_over_allowed_tenants_and_refuses_resident_
     assert held(regions.us.store, "acme") == NOTHING  # refused: no trace in the US
     assert held(regions.us.store, "bolt")["samples"] == 2  # failed over: served in the US
 
-    assert "written" in _cli(capsys, "region", "up", "eu-west")
+    assert "written" in run_cli(capsys, "region", "up", "eu-west")
     regions.reloaded()
     assert _status(regions, "acme") == {"eu-west": 200, "us-east": 307}
     assert _status(regions, "bolt") == {"eu-west": 200, "us-east": 200}
@@ -98,7 +90,7 @@ def test_a_region_declared_down_fails_over_allowed_tenants_and_refuses_resident_
     # moves none of acme's raw records: after traffic, failover and the report, they are in
     # the EU store only.
     eu_before = held(regions.eu.store, "acme")
-    report = json.loads(_cli(capsys, "stats", "--minutes", "60", "--global", "-o", "json"))
+    report = json.loads(run_cli(capsys, "stats", "--minutes", "60", "--global", "-o", "json"))
     acme = [row for row in report if row["tenant"] == "acme"]
     assert acme and sum(row["requests"] for row in acme) > 0
     assert held(regions.us.store, "acme") == NOTHING

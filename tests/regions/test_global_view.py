@@ -31,6 +31,7 @@ from modelfleet.store.tables import api_keys, samples
 from modelfleet.store.tables import rollups as rollups_table
 from modelfleet.telemetry.writer import write_rollups
 from modelfleet.web.ui.overview import fleet_overview
+from tests.regions.runner import run_cli
 
 NOW = datetime(2026, 11, 16, 12, 0, tzinfo=UTC)  # 30 minutes of traffic end here
 REGIONS = """
@@ -126,13 +127,7 @@ def regions(
 
 
 def _run(capsys: pytest.CaptureFixture[str], *args: str) -> Any:
-    capsys.readouterr()
-    with pytest.raises(SystemExit) as info:
-        main(list(args))
-    captured = capsys.readouterr()
-    out = captured.out
-    assert info.value.code in (0, None), captured.err
-    return json.loads(out)
+    return json.loads(run_cli(capsys, *args))
 
 
 def test_global_stats_count_every_regions_requests_from_rollups_alone(

@@ -9,21 +9,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from modelfleet.cli import main
 from modelfleet.sim.history import StreamLoad, synthetic_rollups
 from modelfleet.store import open_store
 from modelfleet.telemetry.writer import read_rollups, write_rollups
+from tests.regions.runner import run_cli
 
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
-
-
-def _run(capsys: pytest.CaptureFixture[str], *args: str) -> str:
-    capsys.readouterr()
-    with pytest.raises(SystemExit) as info:
-        main(list(args))
-    captured = capsys.readouterr()
-    assert info.value.code in (0, None), captured.err
-    return captured.out
 
 
 def test_retention_run_compacts_what_is_due_and_status_shows_it(
@@ -43,10 +34,12 @@ def test_retention_run_compacts_what_is_due_and_status_shows_it(
         before = read_rollups(conn, since=old, until=NOW)
     store.close()
 
-    said = _run(capsys, "retention", "run", "--now", NOW.isoformat())
+    said = run_cli(capsys, "retention", "run", "--now", NOW.isoformat())
     assert "2 hour(s) compacted" in said
 
-    status = {t["table"]: t for t in json.loads(_run(capsys, "retention", "status", "-o", "json"))}
+    status = {
+        t["table"]: t for t in json.loads(run_cli(capsys, "retention", "status", "-o", "json"))
+    }
     assert status["rollups (hour)"]["rows"] == 2  # the two old hours, one row each
     assert status["rollups (minute)"]["rows"] == 120  # the recent ones, untouched
     store = open_store(f"sqlite:///{tmp_path / 'home' / 'fleet.db'}")
@@ -54,4 +47,4 @@ def test_retention_run_compacts_what_is_due_and_status_shows_it(
         after = read_rollups(conn, since=old, until=NOW)
     store.close()
     assert sum(r.requests for r in after.values()) == sum(r.requests for r in before.values())
-    assert "ROWS" in _run(capsys, "retention", "status")  # the table, for people
+    assert "ROWS" in run_cli(capsys, "retention", "status")  # the table, for people

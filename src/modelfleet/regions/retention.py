@@ -52,7 +52,6 @@ from sqlalchemy import (
     delete,
     exists,
     func,
-    insert,
     select,
     true,
 )
@@ -67,6 +66,7 @@ from modelfleet.store.tables import feedback, predictions, review_items, rollups
 from modelfleet.store.types import UTCDateTime
 from modelfleet.telemetry.compaction import HOUR, compact, hour_start
 from modelfleet.telemetry.rollup import Rollup
+from modelfleet.telemetry.writer import write_rollups
 
 SOURCE = "retention"
 DEFAULT_POLICY = RetentionPolicySpec(tier="standard")  # the tier is not used: any tier's defaults
@@ -278,22 +278,11 @@ class RetentionController:
         hourly = compact(Rollup.from_dict(row["payload"]) for row in replaced)
         if group.policy.archive is not None:
             out.archived += write_archive(Path(group.policy.archive), t, replaced)
-        conn.execute(
-            insert(t),
-            [
-                {
-                    "tenant": r.key.tenant,
-                    "model": r.key.model,
-                    "version": r.key.version,
-                    "region": r.key.region,
-                    "minute": r.key.minute,
-                    "shadow": r.key.shadow,
-                    "payload": r.to_dict(),
-                    "flushed_at": now,
-                    "resolution": "hour",
-                }
-                for r in sorted(hourly.values(), key=lambda r: r.key)
-            ],
+        write_rollups(
+            conn,
+            sorted(hourly.values(), key=lambda r: r.key),
+            now=now,
+            resolution="hour",
         )
         _delete_ids(conn, t, [r["id"] for r in replaced])
         out.compacted_hours += 1

@@ -18,9 +18,10 @@ from sqlalchemy import Connection, select
 
 from modelfleet.config.schema import Region
 from modelfleet.errors import InvalidInput, StoreError
+from modelfleet.regions.stores import open_other, other_stores
 from modelfleet.registry.audit import record
 from modelfleet.registry.declarations import declared
-from modelfleet.store import Store, open_store
+from modelfleet.store import Store
 from modelfleet.store.tables import region_status
 from modelfleet.store.upsert import upsert
 
@@ -151,22 +152,16 @@ def set_status_everywhere(
         changed = set_status(
             conn, region, down=down, failover_to=failover_to, reason=reason, actor=actor, now=now
         )
-        others = [r for r in declared(conn, Region) if r.name != home_region and r.spec.store]
+        others = other_stores(conn, home_region, home.url, secrets)
     out = [Written(home_region, changed)]
-    done = {home.url}
     for other in others:
-        assert other.spec.store is not None
-        url = secrets.get(other.spec.store)
-        if not url:
-            out.append(Written(other.name, False, f"${other.spec.store} is not set"))
+        if other.url is None:
+            out.append(Written(other.region, False, f"${other.variable} is not set"))
             continue
-        if url in done:
-            continue
-        done.add(url)
         try:
-            store = open_store(url)
+            store = open_other(other)
         except StoreError as exc:
-            out.append(Written(other.name, False, str(exc)))
+            out.append(Written(other.region, False, str(exc)))
             continue
         try:
             with store.begin(immediate=True) as conn:
@@ -179,9 +174,9 @@ def set_status_everywhere(
                     actor=actor,
                     now=now,
                 )
-            out.append(Written(other.name, changed))
+            out.append(Written(other.region, changed))
         except (StoreError, InvalidInput) as exc:
-            out.append(Written(other.name, False, str(exc)))
+            out.append(Written(other.region, False, str(exc)))
         finally:
             store.close()
     return out

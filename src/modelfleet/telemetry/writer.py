@@ -18,8 +18,11 @@ from modelfleet.store.tables import samples as samples_table
 from modelfleet.telemetry.rollup import Rollup, RollupKey, merge_all
 
 
-def write_rollups(conn: Connection, rollups: Iterable[Rollup], *, now: datetime) -> int:
-    """Insert rollups as flushed at `now`; returns how many rows were written."""
+def write_rollups(
+    conn: Connection, rollups: Iterable[Rollup], *, now: datetime, resolution: str = "minute"
+) -> int:
+    """Insert rollups as flushed at `now`; returns how many rows were written. `resolution`
+    "hour": each rollup holds a whole hour, keyed at its start (retention's compaction)."""
     rows = [
         {
             "tenant": r.key.tenant,
@@ -30,6 +33,7 @@ def write_rollups(conn: Connection, rollups: Iterable[Rollup], *, now: datetime)
             "shadow": r.key.shadow,
             "payload": r.to_dict(),
             "flushed_at": now,
+            "resolution": resolution,
         }
         for r in rollups
     ]
